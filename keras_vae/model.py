@@ -1,0 +1,291 @@
+"""The VAE: the original's Q(z|X), sampler and P(X|z) as a `keras.Model`."""
+
+import keras
+import tensorflow as tf
+
+from keras_vae.losses import kl_divergence, reconstruction_loss
+from keras_vae.metrics import LastValue
+from keras_vae.optimizers import TF1Adam
+
+
+def xavier_init(in_dim):
+    """The original's init: N(0, 1/sqrt(in_dim/2)), untruncated (He normal)."""
+    return keras.initializers.RandomNormal(stddev=1.0 / (in_dim / 2.0) ** 0.5)
+
+
+@keras.saving.register_keras_serializable(package="keras_vae")
+class VAE(keras.Model):
+    """The original MNIST VAE, trained with `fit` through a custom `train_step`.
+
+    The forward pass uses the original's ops (`matmul` then `+`, no fused
+    `BiasAdd`) and the loss is the original's (`sigmoid_cross_entropy_with_logits`
+    summed over pixels plus the closed-form KL, averaged over the batch), so
+    that, with `compile()`'s default `TF1Adam`, training matches the TF1
+    graph bit for bit given the same weights, batches and noise.
+
+    `fit` and `evaluate` take images `x` (float32 `(batch, x_dim)` in [0, 1]),
+    `(x, y)` or `(x, y, sample_weight)` (labels are ignored), or a dict
+    `{"image": x, "noise": eps}` whose `eps` (`(batch, z_dim)`) replaces the
+    sampler's noise for that step.
+
+    Args:
+        x_dim: int, pixels per image. Defaults to `784`.
+        h_dim: int, hidden units of encoder and decoder. Defaults to `128`.
+        z_dim: int, dimensions of the latent z. Defaults to `100`.
+        seed: int or None, seeds the sampler's noise. Defaults to `None`
+            (drawn from Keras' global seed, see `keras.utils.set_random_seed`).
+
+    Example:
+
+    >>> model = keras_vae.VAE()
+    >>> model.compile()
+    >>> model.fit(keras_vae.load_mnist(data_dir="MNIST_data"), steps_per_epoch=1000)
+    """
+
+    def __init__(self, x_dim=784, h_dim=128, z_dim=100, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        for arg, value in (("x_dim", x_dim), ("h_dim", h_dim), ("z_dim", z_dim)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(
+                    f"`{arg}` must be a positive integer. Received: {arg}={value!r}"
+                )
+        self.x_dim, self.h_dim, self.z_dim, self.seed = x_dim, h_dim, z_dim, seed
+
+        # =============================== Q(z|X) ===============================
+        self.Q_W1 = self._weight("Q_W1", (x_dim, h_dim))
+        self.Q_b1 = self._bias("Q_b1", h_dim)
+        self.Q_W2_mu = self._weight("Q_W2_mu", (h_dim, z_dim))
+        self.Q_b2_mu = self._bias("Q_b2_mu", z_dim)
+        self.Q_W2_sigma = self._weight("Q_W2_sigma", (h_dim, z_dim))
+        self.Q_b2_sigma = self._bias("Q_b2_sigma", z_dim)
+
+        # =============================== P(X|z) ===============================
+        self.P_W1 = self._weight("P_W1", (z_dim, h_dim))
+        self.P_b1 = self._bias("P_b1", h_dim)
+        self.P_W2 = self._weight("P_W2", (h_dim, x_dim))
+        self.P_b2 = self._bias("P_b2", x_dim)
+
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.recon_loss_tracker = keras.metrics.Mean(name="recon_loss")
+        self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
+        self.step_loss_tracker = LastValue(name="step_loss")
+        self.built = True
+
+    def _weight(self, name, shape):
+        return self.add_weight(shape=shape, initializer=xavier_init(shape[0]), name=name)
+
+    def _bias(self, name, size):
+        return self.add_weight(shape=(size,), initializer="zeros", name=name)
+
+    @property
+    def metrics(self):
+        # Listed here so that Keras resets them at the start of each epoch.
+        return [
+            self.loss_tracker,
+            self.recon_loss_tracker,
+            self.kl_loss_tracker,
+            self.step_loss_tracker,
+        ]
+
+    def compile(self, optimizer=None, **kwargs):
+        """Configures training; with no optimizer, the faithful `TF1Adam()`.
+
+        Args:
+            optimizer: a Keras optimizer or its name. Defaults to `TF1Adam()`,
+                the original's `tf.train.AdamOptimizer()` with its arithmetic.
+            **kwargs: passed to `keras.Model.compile`. `jit_compile` defaults
+                to `False`: XLA changes the arithmetic, and so the bits.
+        """
+        kwargs.setdefault("jit_compile", False)
+        super().compile(optimizer=optimizer or TF1Adam(), **kwargs)
+
+    def compile_from_config(self, config):
+        # Keras skips this for models with their own `compile`, which would
+        # load a `.keras` file without its optimizer state.
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        self.optimizer.build(self.trainable_variables)
+
+    # Q(z|X)
+    def encode(self, x):
+        """Q(z|X): the posterior's mean and log-variance, each `(batch, z_dim)`."""
+        x = _as_float(x, self.compute_dtype)
+        h = tf.nn.relu(tf.matmul(x, self.Q_W1) + self.Q_b1)  # (batch, h_dim)
+        z_mu = tf.matmul(h, self.Q_W2_mu) + self.Q_b2_mu  # (batch, z_dim)
+        z_logvar = tf.matmul(h, self.Q_W2_sigma) + self.Q_b2_sigma  # (batch, z_dim)
+        return z_mu, z_logvar
+
+    def reparameterize(self, z_mu, z_logvar, eps=None):
+        """The original's `sample_z`: z = mu + exp(logvar / 2) * eps, eps ~ N(0, I).
+
+        Args:
+            z_mu: tensor `(batch, z_dim)`.
+            z_logvar: tensor `(batch, z_dim)`.
+            eps: tensor `(batch, z_dim)` or None, the noise to use instead of
+                a fresh draw from the model's seed generator.
+        """
+        if eps is None:
+            eps = keras.random.normal(
+                tf.shape(z_mu), dtype=z_mu.dtype, seed=self.seed_generator
+            )
+        return z_mu + tf.exp(z_logvar / 2) * eps
+
+    # P(X|z)
+    def decode(self, z):
+        """P(X|z): pixel probabilities and logits, each `(batch, x_dim)`."""
+        z = _as_float(z, self.compute_dtype)
+        h = tf.nn.relu(tf.matmul(z, self.P_W1) + self.P_b1)  # (batch, h_dim)
+        logits = tf.matmul(h, self.P_W2) + self.P_b2  # (batch, x_dim)
+        prob = tf.nn.sigmoid(logits)
+        return prob, logits
+
+    def reconstruct(self, x):
+        """Decodes the posterior's mean: deterministic, `(batch, x_dim)` probabilities."""
+        z_mu, _ = self.encode(x)
+        prob, _ = self.decode(z_mu)
+        return prob
+
+    def sample(self, n, seed=None):
+        """Draws `n` images from z ~ N(0, I): `(n, x_dim)` probabilities.
+
+        Args:
+            n: int, how many images.
+            seed: int or None. The same int gives the same images; None draws
+                from Keras' global seed and leaves the training noise alone.
+        """
+        z = keras.random.normal((n, self.z_dim), seed=seed)
+        prob, _ = self.decode(z)
+        return prob
+
+    def call(self, inputs, training=False):
+        """`predict` and `model(x)` reconstruct: see `reconstruct`."""
+        x, _, _ = _unpack(inputs)
+        return self.reconstruct(x)
+
+    def compute_vae_loss(self, x, noise=None, sample_weight=None):
+        """The original's loss: (vae_loss, recon_loss, kl_loss), batch means.
+
+        Without `sample_weight` the mean is `tf.reduce_mean`, the original's op;
+        with it, each example's loss is weighted and summed, then divided by
+        the batch size (Keras' `"sum_over_batch_size"`).
+        """
+        x = _as_float(x, self.compute_dtype)
+        z_mu, z_logvar = self.encode(x)
+        z_sample = self.reparameterize(z_mu, z_logvar, noise)
+        _, logits = self.decode(z_sample)
+        recon_loss = reconstruction_loss(x, logits)  # (batch,)
+        kl_loss = kl_divergence(z_mu, z_logvar)  # (batch,)
+        if sample_weight is None:
+            return (
+                tf.reduce_mean(recon_loss + kl_loss),
+                tf.reduce_mean(recon_loss),
+                tf.reduce_mean(kl_loss),
+            )
+        weight = tf.reshape(tf.cast(sample_weight, recon_loss.dtype), [-1])
+        return tuple(
+            _weighted_mean(value, weight)
+            for value in (recon_loss + kl_loss, recon_loss, kl_loss)
+        )
+
+    def train_step(self, data):
+        x, noise, sample_weight = _unpack(data)
+        self._check_inputs(x, noise)
+        with tf.GradientTape() as tape:
+            loss, recon_loss, kl_loss = self.compute_vae_loss(x, noise, sample_weight)
+            # Under tf.distribute, gradients are summed over replicas.
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            scaled_loss = loss / replicas if replicas > 1 else loss
+        gradients = tape.gradient(scaled_loss, self.trainable_weights)
+        self.optimizer.apply(gradients, self.trainable_weights)
+        return self._track(loss, recon_loss, kl_loss)
+
+    def test_step(self, data):
+        x, noise, sample_weight = _unpack(data)
+        self._check_inputs(x, noise)
+        return self._track(*self.compute_vae_loss(x, noise, sample_weight))
+
+    def _track(self, loss, recon_loss, kl_loss):
+        self.loss_tracker.update_state(loss)
+        self.recon_loss_tracker.update_state(recon_loss)
+        self.kl_loss_tracker.update_state(kl_loss)
+        self.step_loss_tracker.update_state(loss)
+        return {m.name: m.result() for m in self.metrics}
+
+    def _check_inputs(self, x, noise):
+        """Fails at trace time, naming the shape, when a batch cannot be the model's."""
+        if not x.dtype.is_floating:
+            raise ValueError(
+                f"Expected float images in [0, 1]. Received: x.dtype={x.dtype.name}. "
+                "Scale uint8 pixels first, e.g. keras_vae.data.scale_pixels(x)."
+            )
+        if x.shape.rank != 2 or x.shape[-1] not in (None, self.x_dim):
+            raise ValueError(
+                f"Expected images of shape (batch, {self.x_dim}), flattened. "
+                f"Received: x.shape={tuple(x.shape)}. Reshape 28x28 images with "
+                f"x.reshape(-1, {self.x_dim})."
+            )
+        if noise is not None and (
+            noise.shape.rank != 2 or noise.shape[-1] not in (None, self.z_dim)
+        ):
+            raise ValueError(
+                f"Expected noise of shape (batch, {self.z_dim}). "
+                f"Received: noise.shape={tuple(noise.shape)}."
+            )
+
+    def _saved_variables(self):
+        # The sampler's state travels with the weights, so that training
+        # continued after loading draws the noise it would have drawn.
+        return [
+            *self._trainable_variables,
+            *self._non_trainable_variables,
+            self.seed_generator.state,
+        ]
+
+    def save_own_variables(self, store):
+        for i, variable in enumerate(self._saved_variables()):
+            store[str(i)] = variable
+
+    def load_own_variables(self, store):
+        variables = self._saved_variables()
+        if len(store.keys()) != len(variables):
+            raise ValueError(
+                f"Expected {len(variables)} saved variables (the ten weights and "
+                f"the sampler's state). Received: {len(store.keys())}. The file "
+                "was not saved by this version of keras_vae's VAE."
+            )
+        for i, variable in enumerate(variables):
+            variable.assign(store[str(i)])
+
+    def get_config(self):
+        base_config = super().get_config()
+        config = {
+            "x_dim": self.x_dim,
+            "h_dim": self.h_dim,
+            "z_dim": self.z_dim,
+            "seed": self.seed,
+        }
+        return {**base_config, **config}
+
+
+def _unpack(data):
+    """(images, noise or None, sample_weight or None) from any accepted batch form."""
+    x, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+    noise = None
+    if isinstance(x, dict):
+        if "image" not in x:
+            raise ValueError(
+                'A dict batch needs the key "image" (and optionally "noise"). '
+                f"Received keys: {sorted(x)}"
+            )
+        x, noise = x["image"], x.get("noise")
+    return tf.convert_to_tensor(x), noise, sample_weight
+
+
+def _as_float(x, dtype):
+    """A tensor of `dtype` from an array, a list or a tensor."""
+    return tf.cast(tf.convert_to_tensor(x), dtype)
+
+
+def _weighted_mean(values, weight):
+    return tf.reduce_sum(values * weight) / tf.cast(tf.size(values), values.dtype)

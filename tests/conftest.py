@@ -1,0 +1,23 @@
+"""Shared fixtures: where the real MNIST lives, and quiet TensorFlow logs."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
+
+
+@pytest.fixture(scope="session")
+def mnist_dir():
+    """The four real MNIST IDX .gz files; skips when this clone has none beside it."""
+    path = Path(os.environ.get("KERAS_VAE_MNIST_DIR", SHARED_MNIST))
+    if not (path / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip(
+            f"real MNIST not found at {path} (it sits in ../shared/data/mnist "
+            "beside the project's own checkouts; set KERAS_VAE_MNIST_DIR to point elsewhere)"
+        )
+    return path

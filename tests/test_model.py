@@ -1,0 +1,223 @@
+"""The VAE: its math against NumPy, its init, every accepted data form, saving."""
+
+import warnings
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_vae import parity
+from keras_vae.model import VAE
+from keras_vae.saving import load_model, save_model
+
+BATCH = 64
+
+
+def _batch(seed, n=BATCH):
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, 784)).astype(np.float32)
+    x[x < 0.5] = 0.0  # mostly-dark images, like MNIST
+    eps = rng.standard_normal((n, 100)).astype(np.float32)
+    return x, eps
+
+
+def _numpy_losses(weights, x, eps):
+    """The original's loss, written again in float64 NumPy from the formulas."""
+    w = {k: v.astype(np.float64) for k, v in weights.items()}
+    relu = lambda a: np.maximum(a, 0.0)  # noqa: E731
+    h = relu(x @ w["Q_W1"] + w["Q_b1"])
+    mu = h @ w["Q_W2_mu"] + w["Q_b2_mu"]
+    logvar = h @ w["Q_W2_sigma"] + w["Q_b2_sigma"]
+    z = mu + np.exp(logvar / 2) * eps
+    logits = relu(z @ w["P_W1"] + w["P_b1"]) @ w["P_W2"] + w["P_b2"]
+    # -[x log p + (1 - x) log(1 - p)] with p = sigmoid(logits)
+    log_p = -np.logaddexp(0.0, -logits)
+    log_1mp = -np.logaddexp(0.0, logits)
+    recon = -(x * log_p + (1 - x) * log_1mp).sum(1)
+    kl = 0.5 * (np.exp(logvar) + mu**2 - 1.0 - logvar).sum(1)
+    return (recon + kl).mean(), recon.mean(), kl.mean()
+
+
+@pytest.fixture
+def model():
+    keras.utils.set_random_seed(0)
+    vae = VAE()
+    vae.compile()
+    return vae
+
+
+def test_loss_and_kl_match_the_formulas(model):
+    x, eps = _batch(1)
+    # Move the weights off their init so that the KL is not trivially small.
+    rng = np.random.default_rng(2)
+    weights = {
+        k: v + 0.05 * rng.standard_normal(v.shape).astype(np.float32)
+        for k, v in parity.get_tf1_weights(model).items()
+    }
+    parity.set_tf1_weights(model, weights)
+    got = [float(v) for v in model.compute_vae_loss(x, eps)]
+    want = _numpy_losses(weights, x, eps)
+    np.testing.assert_allclose(got, want, rtol=1e-4)
+    assert want[2] > 1.0  # the KL term really contributes
+
+
+def test_init_is_the_originals_untruncated_normal(model):
+    for name, value in parity.get_tf1_weights(model).items():
+        if "_b" in name:
+            assert not value.any(), name
+            continue
+        stddev = 1.0 / np.sqrt(value.shape[0] / 2.0)
+        assert abs(value.mean()) < 0.05 * stddev, name
+        np.testing.assert_allclose(value.std(), stddev, rtol=0.05, err_msg=name)
+    # Untruncated: a normal puts 4.6% of 100k draws beyond 2 stddev, a
+    # truncated normal (Keras' HeNormal) none.
+    q_w1 = model.Q_W1.numpy()
+    assert (np.abs(q_w1) > 2 * np.sqrt(2 / 784)).mean() > 0.03
+
+
+def test_variables_have_the_originals_names_and_shapes(model):
+    assert [v.name for v in model.trainable_weights] == list(parity.TF1_NAMES)
+    shapes = {v.name: tuple(v.shape) for v in model.trainable_weights}
+    assert shapes["Q_W1"] == (784, 128) and shapes["Q_W2_sigma"] == (128, 100)
+    assert shapes["P_W1"] == (100, 128) and shapes["P_b2"] == (784,)
+
+
+def test_same_noise_gives_the_same_loss_and_other_noise_another(model):
+    x, eps = _batch(3)
+    _, other = _batch(4)
+    first = model.evaluate({"image": x, "noise": eps}, batch_size=BATCH, verbose=0)
+    second = model.evaluate({"image": x, "noise": eps}, batch_size=BATCH, verbose=0)
+    third = model.evaluate({"image": x, "noise": other}, batch_size=BATCH, verbose=0)
+    assert first == second
+    assert first != third
+    assert first[0] == pytest.approx(float(model.compute_vae_loss(x, eps)[0]), rel=1e-6)
+
+
+@pytest.mark.parametrize("form", ["x", "x_y", "x_y_weight", "dict"])
+def test_fit_accepts_each_data_form(model, form):
+    x, eps = _batch(5, n=4 * BATCH)
+    y = np.arange(len(x)) % 10
+    data = {
+        "x": {"x": x},
+        "x_y": {"x": x, "y": y},
+        "x_y_weight": {"x": x, "y": y, "sample_weight": np.ones(len(x), np.float32)},
+        "dict": {"x": {"image": x, "noise": eps}},
+    }[form]
+    before = model.Q_W1.numpy()
+    history = model.fit(**data, batch_size=BATCH, epochs=1, verbose=0)
+    assert set(history.history) == {"loss", "recon_loss", "kl_loss", "step_loss"}
+    assert np.isfinite(history.history["loss"][0])
+    assert int(model.optimizer.iterations) == 4
+    assert not np.array_equal(before, model.Q_W1.numpy())
+
+
+def test_sample_weight_weights_each_example(model):
+    x, eps = _batch(6)
+    inputs = {"image": x, "noise": eps}
+    labels = np.zeros(BATCH)  # Keras passes sample_weight on only beside labels
+    plain = model.evaluate(inputs, batch_size=BATCH, verbose=0, return_dict=True)
+    doubled = model.evaluate(
+        inputs, labels, sample_weight=np.full(BATCH, 2.0, np.float32),
+        batch_size=BATCH, verbose=0, return_dict=True,
+    )
+    half = np.r_[np.ones(BATCH // 2), np.zeros(BATCH // 2)].astype(np.float32)
+    masked = model.evaluate(
+        inputs, labels, sample_weight=half, batch_size=BATCH, verbose=0, return_dict=True
+    )
+    first_half = model.evaluate(
+        {"image": x[: BATCH // 2], "noise": eps[: BATCH // 2]},
+        batch_size=BATCH, verbose=0, return_dict=True,
+    )
+    assert doubled["loss"] == pytest.approx(2 * plain["loss"], rel=1e-6)
+    assert masked["loss"] == pytest.approx(first_half["loss"] / 2, rel=1e-5)
+
+
+def test_sampled_noise_differs_between_steps(model):
+    x, _ = _batch(7)
+    losses = [float(model.test_step(x)["step_loss"]) for _ in range(3)]
+    assert len(set(losses)) == 3
+
+
+def test_seed_makes_init_and_noise_reproducible():
+    x, _ = _batch(8)
+
+    def run():
+        keras.utils.set_random_seed(42)
+        vae = VAE()
+        vae.compile()
+        vae.fit(np.concatenate([x] * 3), batch_size=BATCH, shuffle=False, verbose=0)
+        return vae.Q_W1.numpy()
+
+    np.testing.assert_array_equal(run(), run())
+
+
+def test_methods_shapes_and_determinism(model):
+    x, _ = _batch(9, n=5)
+    z_mu, z_logvar = model.encode(x)
+    assert z_mu.shape == (5, 100) and z_logvar.shape == (5, 100)
+    prob, logits = model.decode(z_mu)
+    np.testing.assert_allclose(prob, tf.sigmoid(logits))
+    np.testing.assert_array_equal(model.reconstruct(x), prob)
+    np.testing.assert_array_equal(model.predict(x, verbose=0), prob)
+    a, b = model.sample(3, seed=7), model.sample(3, seed=7)
+    assert a.shape == (3, 784)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, model.sample(3, seed=8))
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (np.zeros((BATCH, 28, 28), np.float32), "(batch, 784)"),
+        (np.zeros((BATCH, 100), np.float32), "(batch, 784)"),
+        (np.zeros((BATCH, 784), np.uint8), "Scale uint8"),
+    ],
+)
+def test_wrong_inputs_get_a_clear_error(model, bad, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        model.fit(bad, batch_size=BATCH, verbose=0)
+
+
+def test_bad_dimensions_are_refused():
+    with pytest.raises(ValueError, match="z_dim=0"):
+        VAE(z_dim=0)
+
+
+def test_set_tf1_weights_refuses_wrong_names_and_shapes(model):
+    weights = parity.get_tf1_weights(model)
+    with pytest.raises(ValueError, match="Missing: \\['P_b2'\\]"):
+        parity.set_tf1_weights(model, {k: v for k, v in weights.items() if k != "P_b2"})
+    weights["Q_b1"] = np.zeros(3, np.float32)
+    with pytest.raises(ValueError, match="Q_b1"):
+        parity.set_tf1_weights(model, weights)
+
+
+def test_keras_file_round_trips_weights_optimizer_and_noise(model, tmp_path):
+    x, _ = _batch(10, n=4 * BATCH)
+    model.fit(x, batch_size=BATCH, verbose=0)
+    path = tmp_path / "vae.keras"
+    save_model(model, path)
+    assert [p.name for p in tmp_path.iterdir()] == ["vae.keras"]  # no temporary left
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = load_model(path)
+    assert not [w for w in caught if "Skipping variable loading" in str(w.message)]
+    assert loaded.get_config()["z_dim"] == 100
+    assert len(loaded.optimizer.variables) == len(model.optimizer.variables) == 24
+    for a, b in zip(model.optimizer.variables, loaded.optimizer.variables):
+        assert a.path == b.path
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+    for a, b in zip(model.weights, loaded.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    # Training on, in memory and from the file, stays bit-identical
+    # (same optimizer state, same noise stream).
+    model.fit(x, batch_size=BATCH, shuffle=False, verbose=0)
+    loaded.fit(x, batch_size=BATCH, shuffle=False, verbose=0)
+    for a, b in zip(model.weights, loaded.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+
+
+def test_load_model_names_a_missing_file(tmp_path):
+    with pytest.raises(ValueError, match="No model file"):
+        load_model(tmp_path / "absent.keras")
