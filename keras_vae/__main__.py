@@ -1,0 +1,7 @@
+"""`python -m keras_vae`, the same as the `keras-vae` command."""
+
+import sys
+
+from keras_vae.cli import main
+
+sys.exit(main())

@@ -1,0 +1,84 @@
+"""`keras-vae` end to end, as a user runs it: train, sample, bad flags, --help."""
+
+import os
+import subprocess
+import sys
+import time
+
+import matplotlib.image
+import pytest
+
+from tests.conftest import REPO
+
+
+def keras_vae(*args, cwd=None):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run(
+        [sys.executable, "-m", "keras_vae", *map(str, args)],
+        capture_output=True, text=True, cwd=cwd or REPO, env=env, timeout=600,
+    )
+
+
+def test_train_then_sample_on_the_real_data(mnist_dir, tmp_path):
+    out, model = tmp_path / "out", tmp_path / "vae.keras"
+    run = keras_vae(
+        "train", "--data-dir", mnist_dir, "--iters", 301, "--sample-every", 100,
+        "--out", out, "--seed", 0, "--save", model, "--verbose", 0,
+    )
+    assert run.returncode == 0, run.stderr
+    assert sorted(p.name for p in out.iterdir()) == [
+        "000.png", "001.png", "002.png", "003.png"
+    ]
+    lines = run.stdout.splitlines()
+    assert [l for l in lines if l.startswith("Iter:")] == [
+        "Iter: 0", "Iter: 100", "Iter: 200", "Iter: 300"
+    ]
+    losses = [float(l.split()[1]) for l in lines if l.startswith("Loss:")]
+    assert losses[0] > 500 and losses[-1] < 250  # it learns (starts near 550-800)
+    assert model.is_file()
+
+    grid = tmp_path / "grid.png"
+    run = keras_vae("sample", "--model", model, "--n", 9, "--out", grid, "--seed", 1)
+    assert run.returncode == 0, run.stderr
+    image = matplotlib.image.imread(grid)
+    assert image.shape[0] > 100 and image.shape[1] > 100
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--iters", "0"], "--iters: expected a positive integer"),
+        (["train", "--batch-size", "-1"], "--batch-size: expected a positive integer"),
+        (["train", "--sample-every", "0"], "--sample-every: expected a positive integer"),
+        (["train", "--save", "model.h5"], "--save: expected a path ending in .keras"),
+        (["sample", "--model", "no/such.keras"], "No model file at no/such.keras"),
+        (["train", "--data-dir", "no/such/dir"], "no/such/dir"),
+    ],
+)
+def test_bad_input_exits_2_with_a_message(args, message, tmp_path):
+    run = keras_vae(*args, cwd=tmp_path)
+    assert run.returncode == 2
+    assert message in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_help_is_quick_and_does_not_start_tensorflow():
+    start = time.perf_counter()
+    run = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "keras_vae", "train", "--help"],
+        capture_output=True, text=True, cwd=REPO,
+    )
+    elapsed = time.perf_counter() - start
+    assert run.returncode == 0
+    assert "--data-dir" in run.stdout and "--sample-every" in run.stdout
+    assert "tensorflow" not in run.stderr  # -X importtime lists every import
+    assert elapsed < 10  # generous: the point is no TensorFlow start-up (~5 s)
+
+
+def test_import_keras_vae_prints_nothing_and_loads_no_tensorflow():
+    run = subprocess.run(
+        [sys.executable, "-c", "import sys, keras_vae; print('tensorflow' in sys.modules)"],
+        capture_output=True, text=True, cwd=REPO,
+    )
+    assert run.stdout.strip() == "False"
+    assert run.stderr == ""
