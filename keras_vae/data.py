@@ -1,0 +1,335 @@
+"""MNIST for the VAE: the original's data, as `tf.data` batches.
+
+The original TF1 script trained on `read_data_sets('MNIST_data')`' train
+split: the last 55,000 of MNIST's 60,000 training images (the first 5,000
+were its validation split), flattened to 784 pixels, scaled to [0, 1] by
+multiplying with 1/255, and drawn with `mnist.train.next_batch(64)`, which
+reshuffles every epoch and lets a batch run on across an epoch's end.
+`load_mnist` gives the same batches as a `tf.data.Dataset`.
+
+Two sources, one pipeline:
+- `tensorflow-datasets` (`mnist`), the default for users who are online;
+- a directory holding the four MNIST IDX `.gz` files (`data_dir=`, the
+  CLI's `--data-dir`), the layout `read_data_sets` downloaded, for offline
+  machines.
+
+Split strings are the ones TFDS understands for these cases: `"train"`,
+`"test"` and slices such as `"train[5000:]"` or `"test[:1000]"`.
+
+Example:
+
+```python
+ds = load_mnist(data_dir="../shared/data/mnist", seed=0)
+x = next(iter(ds))  # (64, 784) float32 in [0, 1]
+```
+"""
+
+import gzip
+import os
+import re
+import zlib
+
+import numpy as np
+
+IMAGE_SIZE = 28
+IMAGE_PIXELS = IMAGE_SIZE * IMAGE_SIZE
+
+# The four files of MNIST, as `read_data_sets` and TFDS download them.
+IDX_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+
+# IDX magic numbers: 0x0000 (zero bytes), 0x08 (uint8), then the number of
+# dimensions: 3 for images [N, rows, cols], 1 for labels [N].
+_IMAGES_MAGIC = 2051
+_LABELS_MAGIC = 2049
+
+# The original's pixel rule: `images.astype(float32) * (1.0 / 255.0)`. It
+# differs from `/ 255` in the last bit for 126 of the 256 values.
+_PIXEL_SCALE = 1.0 / 255.0
+
+# Where TFDS downloads MNIST from (its `mnist` checksums file); the offline
+# check asks for one of these files before TFDS does.
+_TFDS_MNIST_URL = "https://storage.googleapis.com/cvdf-datasets/mnist/t10k-labels-idx1-ubyte.gz"
+
+_SPLIT_RE = re.compile(r"(train|test)(?:\[(-?\d+)?:(-?\d+)?\])?")
+_SPLIT_FORMS = '"train", "test", "train[a:b]" or "test[a:b]" (a, b optional integers)'
+
+_FIX = (
+    "Point --data-dir (data_dir=) at a directory holding the four MNIST IDX "
+    ".gz files: " + ", ".join(IDX_FILES["train"] + IDX_FILES["test"]) + "."
+)
+
+
+class DataError(ValueError):
+    """MNIST could not be read: a missing or corrupt file, or a bad split."""
+
+
+def read_idx(path):
+    """Reads one gzip-compressed IDX file of MNIST.
+
+    Args:
+        path: str or `os.PathLike`, the `.gz` file to read.
+
+    Returns:
+        A uint8 array: images `[N, rows, cols]` (IDX magic 2051) or labels
+        `[N]` (magic 2049).
+
+    Raises:
+        DataError: the file is missing, not a complete gzip file, not an IDX
+            file of uint8 images or labels, or shorter or longer than its
+            header says.
+    """
+    path = os.path.abspath(os.fspath(path))
+    try:
+        with gzip.open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise DataError(f"MNIST file not found: {path}. {_FIX}") from None
+    except (OSError, EOFError, zlib.error) as err:
+        # gzip.BadGzipFile is an OSError; a truncated file ends in EOFError.
+        raise DataError(
+            f"Could not decompress the MNIST file {path}: it is not a complete "
+            f"gzip file (truncated or corrupt download?): {err}. Download it "
+            f"again, or: {_FIX}"
+        ) from err
+
+    magic = int.from_bytes(data[:4], "big")
+    if magic not in (_IMAGES_MAGIC, _LABELS_MAGIC):
+        raise DataError(
+            f"{path} is not an MNIST IDX file: its magic number is {magic}, "
+            f"expected {_IMAGES_MAGIC} (images) or {_LABELS_MAGIC} (labels). {_FIX}"
+        )
+    ndim = magic & 0xFF
+    header_size = 4 + 4 * ndim
+    if len(data) < header_size:
+        raise DataError(
+            f"{path} ends inside its IDX header ({len(data)} bytes, the header "
+            f"needs {header_size}). {_FIX}"
+        )
+    shape = tuple(
+        int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)
+    )
+    expected = int(np.prod(shape))
+    actual = len(data) - header_size
+    if actual != expected:
+        raise DataError(
+            f"{path} holds {actual} bytes of data but its IDX header announces "
+            f"shape {shape}, that is {expected} bytes (truncated or corrupt "
+            f"file?). {_FIX}"
+        )
+    # bytearray: a writable array, not a read-only view of `bytes`.
+    return np.frombuffer(bytearray(data), np.uint8, offset=header_size).reshape(shape)
+
+
+def _parse_split(split):
+    """Splits a split string into its part and row slice.
+
+    Args:
+        split: str, `"train"`, `"test"`, or a slice of one such as
+            `"train[5000:]"` or `"test[-1000:]"` (Python slice semantics).
+
+    Returns:
+        A tuple `(name, slice)` such as `("train", slice(5000, None))`.
+
+    Raises:
+        DataError: the string is none of these forms.
+    """
+    match = _SPLIT_RE.fullmatch(split) if isinstance(split, str) else None
+    if match is None:
+        raise DataError(
+            f"Unknown MNIST split. Expected {_SPLIT_FORMS}. Received: split={split!r}"
+        )
+    name, start, stop = match.groups()
+    return name, slice(
+        None if start is None else int(start), None if stop is None else int(stop)
+    )
+
+
+def read_mnist(data_dir, split="train[5000:]"):
+    """Reads a split of MNIST from a directory of IDX `.gz` files.
+
+    Only the two files the split needs are read.
+
+    Args:
+        data_dir: str or `os.PathLike`, the directory holding the MNIST IDX
+            `.gz` files.
+        split: str, which examples: `"train"`, `"test"`, or a slice of one
+            such as `"train[:5000]"`. Defaults to `"train[5000:]"`, the
+            original's training set.
+
+    Returns:
+        A tuple `(images, labels)`: uint8 arrays `(N, 784)` and `(N,)`.
+
+    Raises:
+        DataError: a file is missing or corrupt, holds no 28x28 images, the
+            two files disagree on the number of examples, or the split is
+            unknown.
+    """
+    name, rows = _parse_split(split)
+    images_path, labels_path = (
+        os.path.join(os.path.abspath(os.fspath(data_dir)), f) for f in IDX_FILES[name]
+    )
+    images = read_idx(images_path)
+    if images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+        raise DataError(
+            f"{images_path} does not hold 28x28 MNIST images: its IDX array has "
+            f"shape {images.shape}, expected (N, 28, 28). {_FIX}"
+        )
+    labels = read_idx(labels_path)
+    if labels.ndim != 1:
+        raise DataError(
+            f"{labels_path} does not hold MNIST labels: its IDX array has shape "
+            f"{labels.shape}, expected (N,). {_FIX}"
+        )
+    if len(images) != len(labels):
+        raise DataError(
+            f"The MNIST files disagree: {images_path} holds {len(images)} images "
+            f"but {labels_path} holds {len(labels)} labels. {_FIX}"
+        )
+    return images.reshape(-1, IMAGE_PIXELS)[rows], labels[rows]
+
+
+def scale_pixels(images):
+    """Scales uint8 pixels to float32 in [0, 1], as the original did.
+
+    `read_data_sets` computed `images.astype(float32) * (1.0 / 255.0)`. That
+    is not `images / 255` in the last bit for 126 of the 256 values, so the
+    port multiplies too, on NumPy arrays and on tensors alike.
+
+    Args:
+        images: uint8 `np.ndarray` or `tf.Tensor`, pixel values 0..255.
+
+    Returns:
+        float32 values in [0, 1]: a NumPy array for a NumPy array, otherwise
+        a `tf.Tensor`.
+    """
+    if isinstance(images, (np.ndarray, np.generic)):
+        return images.astype(np.float32) * np.float32(_PIXEL_SCALE)
+    import tensorflow as tf
+
+    # The Python float becomes float32(1/255): the same bits as NumPy's.
+    return tf.cast(images, tf.float32) * _PIXEL_SCALE
+
+
+def load_mnist(
+    split="train[5000:]",
+    batch_size=64,
+    data_dir=None,
+    shuffle=True,
+    seed=None,
+    repeat=True,
+    tfds_data_dir=None,
+):
+    """Batches of MNIST images as the original's `next_batch` drew them.
+
+    The examples are reshuffled every epoch and, with `repeat=True`, a batch
+    runs on across an epoch's end (shuffle, then repeat, then batch), as in
+    `mnist.train.next_batch(64)`. Labels are dropped: the VAE does not use
+    them. The pipeline holds uint8 pixels and scales each batch.
+
+    Args:
+        split: str, which examples: `"train"`, `"test"`, or a slice of one
+            such as `"test[:1000]"`. Defaults to `"train[5000:]"`, the
+            original's 55,000 training images.
+        batch_size: int, examples per batch. Defaults to 64.
+        data_dir: str or `os.PathLike`, a directory holding the four MNIST
+            IDX `.gz` files. Defaults to `None`: TensorFlow Datasets' `mnist`,
+            downloaded and prepared on first use.
+        shuffle: bool, whether to reshuffle the examples every epoch.
+            Defaults to `True`.
+        seed: int, the shuffle seed, for a reproducible order. Defaults to
+            `None` (a different order each run, unless a global seed is set).
+        repeat: bool, whether to repeat forever (training) or make one pass
+            whose last batch may be smaller (evaluation). Defaults to `True`.
+        tfds_data_dir: str, where TFDS keeps its prepared datasets; only used
+            when `data_dir` is `None`. Defaults to `None`, TFDS' own default
+            (`$TFDS_DATA_DIR` or `~/tensorflow_datasets`).
+
+    Returns:
+        A `tf.data.Dataset` of float32 `(batch, 784)` batches in [0, 1].
+
+    Raises:
+        ValueError: `batch_size` is not a positive integer.
+        DataError: the data cannot be read or downloaded, or the split is
+            unknown or empty.
+    """
+    if (
+        not isinstance(batch_size, (int, np.integer))
+        or isinstance(batch_size, bool)
+        or batch_size < 1
+    ):
+        raise ValueError(
+            f"Expected batch_size to be a positive integer. Received: batch_size={batch_size!r}"
+        )
+    if data_dir is None:
+        images = _read_tfds(split, tfds_data_dir)
+    else:
+        images, _ = read_mnist(data_dir, split)
+    if len(images) == 0:
+        raise DataError(
+            f"The MNIST split {split!r} holds no examples"
+            + ("" if data_dir is None else f" in {os.path.abspath(os.fspath(data_dir))}")
+            + ". Choose a non-empty split."
+        )
+
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices(images)  # (784,) uint8 each
+    if shuffle:
+        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    ds = ds.batch(batch_size)  # (batch, 784) uint8
+    ds = ds.map(scale_pixels, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _read_tfds(split, tfds_data_dir):
+    """Images of a split of TFDS' `mnist` as uint8 `(N, 784)`, prepared if need be."""
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    builder = tfds.builder("mnist", data_dir=tfds_data_dir)
+    try:
+        ds = builder.as_dataset(split=split)
+    except AssertionError:
+        # TFDS' "could not find data ... call download_and_prepare()". Asked
+        # of `as_dataset` rather than `is_prepared()` because
+        # `tfds.testing.mock_data` fakes the former but not the latter.
+        _download_and_prepare(builder)
+        ds = builder.as_dataset(split=split)
+    ds = ds.map(lambda example: tf.reshape(example["image"], [IMAGE_PIXELS]))
+    # Not `as_dataset(batch_size=-1)`: under `tfds.testing.mock_data` that
+    # aborts the process (std::length_error).
+    batches = list(ds.batch(10_000).as_numpy_iterator())
+    return np.concatenate(batches) if batches else np.zeros((0, IMAGE_PIXELS), np.uint8)
+
+
+def _download_and_prepare(builder):
+    """Downloads and prepares TFDS' `mnist`, failing fast when offline.
+
+    TFDS retries a failed download 10 times with exponential backoff, so
+    offline it gives up only after about 200 s. One request without retries
+    first tells within seconds whether the files can be reached.
+    """
+    import urllib.request
+
+    try:
+        request = urllib.request.Request(_TFDS_MNIST_URL, method="HEAD")
+        urllib.request.urlopen(request, timeout=10).close()
+    except OSError as err:  # URLError, timeouts and refused connections
+        raise DataError(
+            f"TensorFlow Datasets could not download MNIST (offline?): it is not "
+            f"prepared in {builder.data_dir} and {_TFDS_MNIST_URL} cannot be "
+            f"reached ({type(err).__name__}). Go online once, or use the files "
+            f"instead: {_FIX}"
+        ) from err
+    try:
+        builder.download_and_prepare()
+    except Exception as err:
+        raise DataError(
+            f"TensorFlow Datasets could not download and prepare MNIST in "
+            f"{builder.data_dir}: {type(err).__name__}: {err}. {_FIX}"
+        ) from err
