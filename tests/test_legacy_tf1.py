@@ -1,0 +1,284 @@
+"""Tests of legacy_tf1: the TF1 input_data stand-in, the graph builder, the script."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from legacy_tf1 import input_data
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# --- input_data.DataSet.next_batch ---------------------------------------------
+
+
+def _toy(n=10, seed=3):
+    """A DataSet whose image i is [i, i] and whose label is i + 100 (alignment check)."""
+    images = np.repeat(np.arange(n, dtype=np.float32)[:, None], 2, axis=1)
+    labels = np.arange(n) + 100
+    return input_data.DataSet(images, labels, seed=seed)
+
+
+def _ids(batch):
+    images, labels = batch
+    np.testing.assert_array_equal(labels, images[:, 0] + 100)  # rows stay paired
+    return images[:, 0].astype(int).tolist()
+
+
+def test_next_batch_first_epoch_is_a_seeded_permutation():
+    data = _toy(seed=3)
+    rng = np.random.RandomState(3)
+    perm = rng.permutation(10)
+    assert perm.tolist() != list(range(10))
+    assert _ids(data.next_batch(4)) == perm[:4].tolist()
+    assert _ids(data.next_batch(4)) == perm[4:8].tolist()
+    assert data.epochs_completed == 0
+    assert data.num_examples == 10
+
+
+def test_next_batch_crosses_epoch_end_into_a_reshuffled_epoch():
+    data = _toy(seed=3)
+    rng = np.random.RandomState(3)
+    first = rng.permutation(10)
+    second = first[rng.permutation(10)]  # TF1 shuffles the already shuffled order
+    assert first.tolist() != second.tolist()
+    data.next_batch(4)
+    data.next_batch(4)
+    # 2 left in epoch 1, then the first 2 of the freshly shuffled epoch 2.
+    assert _ids(data.next_batch(4)) == first[8:].tolist() + second[:2].tolist()
+    assert data.epochs_completed == 1
+    assert _ids(data.next_batch(4)) == second[2:6].tolist()
+    assert _ids(data.next_batch(4)) == second[6:10].tolist()
+    assert data.epochs_completed == 1
+
+
+def test_next_batch_exact_epoch_end_as_tf1():
+    data = _toy(n=8, seed=0)
+    rng = np.random.RandomState(0)
+    first = rng.permutation(8)
+    second = first[rng.permutation(8)]
+    assert _ids(data.next_batch(4)) + _ids(data.next_batch(4)) == first.tolist()
+    assert data.epochs_completed == 0  # TF1 counts the epoch at the next call
+    assert _ids(data.next_batch(4)) == second[:4].tolist()
+    assert data.epochs_completed == 1
+
+
+def test_next_batch_without_shuffle_runs_in_order():
+    data = _toy(seed=3)
+    assert _ids(data.next_batch(4, shuffle=False)) == [0, 1, 2, 3]
+    assert _ids(data.next_batch(4, shuffle=False)) == [4, 5, 6, 7]
+    assert _ids(data.next_batch(4, shuffle=False)) == [8, 9, 0, 1]
+    assert data.epochs_completed == 1
+
+
+def test_next_batch_seed_reproducibility():
+    a, b, c = _toy(seed=7), _toy(seed=7), _toy(seed=8)
+    batches_a = [_ids(a.next_batch(3)) for _ in range(8)]
+    assert batches_a == [_ids(b.next_batch(3)) for _ in range(8)]
+    assert batches_a != [_ids(c.next_batch(3)) for _ in range(8)]
+
+
+def test_next_batch_rejects_bad_batch_size():
+    with pytest.raises(ValueError, match="batch_size=11"):
+        _toy().next_batch(11)
+    with pytest.raises(ValueError, match="batch_size=0"):
+        _toy().next_batch(0)
+
+
+def test_dense_to_one_hot():
+    one_hot = input_data.dense_to_one_hot(np.array([3, 0, 9], dtype=np.uint8))
+    assert one_hot.shape == (3, 10)
+    np.testing.assert_array_equal(one_hot.argmax(1), [3, 0, 9])
+    np.testing.assert_array_equal(one_hot.sum(1), [1, 1, 1])
+
+
+# --- input_data.read_data_sets on the real MNIST --------------------------------
+
+
+def test_read_data_sets_real_mnist(mnist_dir):
+    mnist = input_data.read_data_sets(str(mnist_dir), one_hot=True, seed=0)
+    sizes = {"train": 55000, "validation": 5000, "test": 10000}
+    for name, size in sizes.items():
+        data = getattr(mnist, name)
+        assert data.num_examples == size
+        assert data.images.shape == (size, 784) and data.images.dtype == np.float32
+        assert data.labels.shape == (size, 10)
+        np.testing.assert_array_equal(data.labels.sum(1), np.ones(size))
+        assert data.images.min() == 0.0 and data.images.max() == np.float32(1.0)
+    # The original's scaling: float32(pixel) * float32(1/255), exactly.
+    pixels = np.round(mnist.test.images * 255).astype(np.uint8)
+    np.testing.assert_array_equal(
+        mnist.test.images, pixels.astype(np.float32) * np.float32(1.0 / 255.0))
+    # validation + train is the whole training file (README: label counts, pixel mean).
+    labels = np.concatenate([mnist.validation.labels, mnist.train.labels]).argmax(1)
+    assert np.bincount(labels).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    mean = (mnist.validation.images.sum(dtype=np.float64)
+            + mnist.train.images.sum(dtype=np.float64)) / (60000 * 784)
+    assert abs(mean - 0.1307) < 5e-4
+    # next_batch serves real batches.
+    X_mb, y_mb = mnist.train.next_batch(64)
+    assert X_mb.shape == (64, 784) and y_mb.shape == (64, 10)
+
+
+# --- vae_tf1.build_graph --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tf1():
+    import tensorflow as tf
+
+    return tf.compat.v1
+
+
+@pytest.fixture(scope="module")
+def vae_tf1():
+    from legacy_tf1 import vae_tf1
+
+    return vae_tf1
+
+
+def _initial_values(seed=0):
+    rng = np.random.RandomState(seed)
+    shapes = {
+        "Q_W1": (784, 128), "Q_b1": (128,), "Q_W2_mu": (128, 100), "Q_b2_mu": (100,),
+        "Q_W2_sigma": (128, 100), "Q_b2_sigma": (100,), "P_W1": (100, 128),
+        "P_b1": (128,), "P_W2": (128, 784), "P_b2": (784,),
+    }
+    return {name: (rng.randn(*shape) * (0.05 if len(shape) == 2 else 0.01)).astype(np.float32)
+            for name, shape in shapes.items()}
+
+
+def _batches(steps, seed=1, batch=64):
+    rng = np.random.RandomState(seed)
+    X = rng.rand(steps, batch, 784).astype(np.float32) * (rng.rand(steps, batch, 784) > 0.8)
+    eps = rng.randn(steps, batch, 100).astype(np.float32)
+    return X, eps
+
+
+def _numpy_losses(w, X, eps):
+    """The original's formulas in float64 NumPy."""
+    w = {k: v.astype(np.float64) for k, v in w.items()}
+    X = X.astype(np.float64)
+    h = np.maximum(X @ w["Q_W1"] + w["Q_b1"], 0)
+    z_mu = h @ w["Q_W2_mu"] + w["Q_b2_mu"]
+    z_logvar = h @ w["Q_W2_sigma"] + w["Q_b2_sigma"]
+    z = z_mu + np.exp(z_logvar / 2) * eps
+    logits = np.maximum(z @ w["P_W1"] + w["P_b1"], 0) @ w["P_W2"] + w["P_b2"]
+    recon = np.sum(np.maximum(logits, 0) - logits * X + np.log1p(np.exp(-np.abs(logits))), 1)
+    kl = 0.5 * np.sum(np.exp(z_logvar) + z_mu**2 - 1. - z_logvar, 1)
+    return recon.mean(), kl.mean(), (recon + kl).mean(), logits
+
+
+def test_build_graph_losses_match_numpy(tf1, vae_tf1):
+    w = _initial_values()
+    X, eps = _batches(1)
+    vae = vae_tf1.build_graph(initial_values=w, feed_eps=True)
+    assert sorted(vae.variables) == sorted(vae_tf1.VARIABLE_NAMES)
+    with tf1.Session(graph=vae.graph) as sess:
+        sess.run(vae.init)
+        recon, kl, loss = sess.run([vae.recon_loss, vae.kl_loss, vae.vae_loss],
+                                   {vae.X: X[0], vae.eps: eps[0]})
+    want_recon, want_kl, want_loss, _ = _numpy_losses(w, X[0], eps[0])
+    np.testing.assert_allclose(recon, want_recon, rtol=2e-5)
+    np.testing.assert_allclose(kl, want_kl, rtol=2e-5)
+    np.testing.assert_allclose(loss, want_loss, rtol=2e-5)
+
+
+def test_build_graph_one_step_is_tf1_adam_on_the_exposed_gradients(tf1, vae_tf1):
+    w = _initial_values()
+    X, eps = _batches(1)
+    vae = vae_tf1.build_graph(initial_values=w, feed_eps=True)
+    with tf1.Session(graph=vae.graph) as sess:
+        sess.run(vae.init)
+        _, grads = sess.run([vae.solver, vae.gradients], {vae.X: X[0], vae.eps: eps[0]})
+        after = sess.run(vae.variables)
+    # d loss / d P_b2 = mean over the batch of sigmoid(logits) - X.
+    logits = _numpy_losses(w, X[0], eps[0])[3]
+    np.testing.assert_allclose(grads["P_b2"], (1 / (1 + np.exp(-logits)) - X[0]).mean(0),
+                               rtol=1e-4, atol=1e-7)
+    # First Adam step, lr 1e-3, beta1 0.9, beta2 0.999, epsilon 1e-8 (TF1's update rule).
+    lr_t = 1e-3 * np.sqrt(1 - 0.999) / (1 - 0.9)
+    for name, g in grads.items():
+        g = g.astype(np.float64)
+        step = lr_t * (0.1 * g) / (np.sqrt(0.001 * g * g) + 1e-8)
+        np.testing.assert_allclose(w[name] - after[name].astype(np.float64), step,
+                                   rtol=2e-3, atol=2e-9, err_msg=name)
+
+
+def test_build_graph_feed_eps(tf1, vae_tf1):
+    X, eps = _batches(1)
+    vae = vae_tf1.build_graph(initial_values=_initial_values(), feed_eps=True)
+    assert vae.eps.op.type == "PlaceholderWithDefault"
+    with tf1.Session(graph=vae.graph) as sess:
+        sess.run(vae.init)
+        mu, logvar, z = sess.run([vae.z_mu, vae.z_logvar, vae.z_sample],
+                                 {vae.X: X[0], vae.eps: eps[0]})
+        np.testing.assert_allclose(z, mu + np.exp(logvar / 2) * eps[0], rtol=1e-5, atol=1e-6)
+        fed = [sess.run(vae.vae_loss, {vae.X: X[0], vae.eps: eps[0]}) for _ in range(2)]
+        drawn = [sess.run(vae.vae_loss, {vae.X: X[0]}) for _ in range(2)]
+    assert fed[0] == fed[1]
+    assert drawn[0] != drawn[1]  # the default is still the original's random_normal
+    plain = vae_tf1.build_graph()
+    assert plain.eps.op.type != "PlaceholderWithDefault"
+
+
+def test_build_graph_default_init_and_eager_left_on(tf1, vae_tf1):
+    import tensorflow as tf
+
+    vae = vae_tf1.build_graph(seed=0)
+    assert tf.executing_eagerly()  # built in its own graph; eager is not switched off
+    with tf1.Session(graph=vae.graph) as sess:
+        sess.run(vae.init)
+        values = sess.run(vae.variables)
+    for name, value in values.items():
+        if value.ndim == 1:
+            assert not value.any(), name  # zero biases
+        else:  # xavier_init: N(0, 1 / sqrt(in_dim / 2))
+            assert abs(value.std() / np.sqrt(2 / value.shape[0]) - 1) < 0.05, name
+    with pytest.raises(ValueError, match="missing=\\['P_b2'\\]"):
+        vae_tf1.build_graph(initial_values={k: v for k, v in _initial_values().items() if k != "P_b2"})
+
+
+def test_build_graph_training_is_deterministic(tf1, vae_tf1):
+    steps = 100
+    w = _initial_values()
+    X, eps = _batches(steps)
+    vae = vae_tf1.build_graph(initial_values=w, feed_eps=True)
+    runs = []
+    for _ in range(2):
+        with tf1.Session(graph=vae.graph) as sess:
+            sess.run(vae.init)
+            losses = [sess.run([vae.solver, vae.vae_loss], {vae.X: X[i], vae.eps: eps[i]})[1]
+                      for i in range(steps)]
+            runs.append((np.array(losses), sess.run(vae.variables)))
+    (losses_a, vars_a), (losses_b, vars_b) = runs
+    assert losses_a[-1] < losses_a[0]
+    np.testing.assert_array_equal(losses_a, losses_b)
+    for name in vae_tf1.VARIABLE_NAMES:
+        np.testing.assert_array_equal(vars_a[name], vars_b[name], err_msg=name)
+        assert not np.array_equal(vars_a[name], w[name]), name  # every variable trained
+
+
+# --- python -m legacy_tf1.vae_tf1 ------------------------------------------------
+
+
+def test_script_end_to_end(mnist_dir, tmp_path):
+    out = tmp_path / "out"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + [p for p in [env.get("PYTHONPATH")] if p])
+    result = subprocess.run(
+        [sys.executable, "-m", "legacy_tf1.vae_tf1", "--data-dir", str(mnist_dir),
+         "--iters", "1001", "--out", str(out), "--seed", "0"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert re.findall(r"^Iter: (\d+)$", result.stdout, re.M) == ["0", "1000"]
+    losses = [float(x) for x in re.findall(r"^Loss: (\S+)$", result.stdout, re.M)]
+    assert len(losses) == 2 and losses[1] < losses[0]
+    assert sorted(p.name for p in out.iterdir()) == ["000.png", "001.png"]
+    for png in out.iterdir():
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
