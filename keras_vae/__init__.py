@@ -12,6 +12,8 @@ _EXPORTS = {
     "VAE": "keras_vae.model",
     "TF1Adam": "keras_vae.optimizers",
     "SampleGrid": "keras_vae.callbacks",
+    "load_model": "keras_vae.saving",
+    "save_model": "keras_vae.saving",
     "load_mnist": "keras_vae.data",
     "DataError": "keras_vae.data",
     "reconstruction_loss": "keras_vae.losses",
