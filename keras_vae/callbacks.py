@@ -40,11 +40,11 @@ class SampleGrid(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         os.makedirs(self.out_dir, exist_ok=True)
-        self._steps_done = int(self.model.optimizer.iterations)
+        self._steps_done = int(self.model.optimizer.iterations.numpy())
 
     def on_train_batch_end(self, batch, logs=None):
         first = self._steps_done
-        self._steps_done = int(self.model.optimizer.iterations)
+        self._steps_done = int(self.model.optimizer.iterations.numpy())
         # The steps this call covers: one, unless steps_per_execution > 1.
         for step in range(first, self._steps_done):
             if step % self.every == 0:
