@@ -1,4 +1,4 @@
-"""`keras-vae`: train the VAE with sample grids, or draw samples from a saved model.
+"""`keras-vae`: train the VAE, draw samples from a saved model, check parity with TF1.
 
 A thin layer over the library: it parses flags, imports TensorFlow only once
 they are valid (so `--help` is quick), and turns bad input into a one-line
@@ -77,6 +77,20 @@ def build_parser():
     sample.add_argument("--out", default="grid.png", help="PNG path (default: grid.png)")
     sample.add_argument("--seed", type=int, help="the same seed draws the same images")
     sample.set_defaults(run=run_sample)
+
+    parity = commands.add_parser(
+        "parity",
+        help="train beside the original TF1 graph and compare them bit for bit",
+        description="Train the port (model.fit) and the original TF1 graph "
+        "(Session.run) from the same weights, batches and noise, and print how "
+        "each variable differs. Exits 0 only when all are bit-identical.",
+    )
+    parity.add_argument(
+        "--data-dir", required=True, help="directory of the four MNIST IDX .gz files"
+    )
+    parity.add_argument("--steps", type=positive_int, default=500, help="default: 500")
+    parity.add_argument("--seed", type=int, default=0, help="default: 0")
+    parity.set_defaults(run=run_parity)
     return parser
 
 
@@ -126,17 +140,30 @@ def run_sample(args):
     print(f"Saved {args.n} samples to {args.out}")
 
 
+def run_parity(args):
+    from keras_vae.parity import compare_training
+
+    print(
+        f"Training keras_vae (model.fit) and the TF1 graph (Session.run) for "
+        f"{args.steps} steps, seed {args.seed}...",
+        flush=True,
+    )
+    report = compare_training(args.data_dir, steps=args.steps, seed=args.seed)
+    print(report.format())
+    return 0 if report.identical else 1
+
+
 def main(argv=None):
     """Entry point of the `keras-vae` command; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up INFO lines
     try:
-        args.run(args)
+        status = args.run(args)
     except (ValueError, OSError) as error:
         print(f"keras-vae {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("keras-vae: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return status or 0

@@ -44,6 +44,13 @@ def test_train_then_sample_on_the_real_data(mnist_dir, tmp_path):
     assert image.shape[0] > 100 and image.shape[1] > 100
 
 
+def test_parity_command_reports_bit_identical(mnist_dir):
+    run = keras_vae("parity", "--data-dir", mnist_dir, "--steps", 30, "--seed", 3)
+    assert run.returncode == 0, run.stderr
+    assert "verdict: BIT-IDENTICAL" in run.stdout
+    assert run.stdout.count("  -\n") == 10  # no variable ever differed
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -53,6 +60,8 @@ def test_train_then_sample_on_the_real_data(mnist_dir, tmp_path):
         (["train", "--save", "model.h5"], "--save: expected a path ending in .keras"),
         (["sample", "--model", "no/such.keras"], "No model file at no/such.keras"),
         (["train", "--data-dir", "no/such/dir"], "no/such/dir"),
+        (["parity"], "--data-dir"),
+        (["parity", "--data-dir", "no/such/dir"], "no/such/dir"),
     ],
 )
 def test_bad_input_exits_2_with_a_message(args, message, tmp_path):
