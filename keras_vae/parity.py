@@ -26,30 +26,42 @@ def get_tf1_weights(model):
     return {name: np.array(getattr(model, name).numpy()) for name in TF1_NAMES}
 
 
+def check_tf1_weights(weights, shapes):
+    """`weights` as float32 arrays, checked to be exactly `shapes`' names and shapes.
+
+    Args:
+        weights: dict, an array per variable name.
+        shapes: dict, the expected shape per variable name.
+
+    Raises:
+        ValueError: a name is missing or unknown, or a shape differs.
+    """
+    missing = [name for name in shapes if name not in weights]
+    unknown = sorted(set(weights) - set(shapes))
+    if missing or unknown:
+        raise ValueError(
+            f"Expected exactly the variables {list(shapes)}. "
+            f"Received: missing={missing}, unknown={unknown}"
+        )
+    values = {}
+    for name, shape in shapes.items():
+        values[name] = np.asarray(weights[name], dtype=np.float32)
+        if values[name].shape != tuple(shape):
+            raise ValueError(
+                f"Variable {name} has shape {tuple(shape)}. "
+                f"Received: {name}.shape={values[name].shape}"
+            )
+    return values
+
+
 def set_tf1_weights(model, weights):
     """Assigns `{name: array}` (e.g. read from a TF1 session) to the model.
 
     All ten names must be present with the model's shapes; nothing is assigned
     unless all of them fit.
     """
-    missing = [name for name in TF1_NAMES if name not in weights]
-    unknown = sorted(set(weights) - set(TF1_NAMES))
-    if missing or unknown:
-        raise ValueError(
-            f"Expected exactly the ten variables {list(TF1_NAMES)}. "
-            f"Missing: {missing}; unknown: {unknown}."
-        )
-    values = {}
-    for name in TF1_NAMES:
-        variable = getattr(model, name)
-        value = np.asarray(weights[name], dtype=variable.dtype)
-        if value.shape != tuple(variable.shape):
-            raise ValueError(
-                f"Variable {name} has shape {tuple(variable.shape)}. "
-                f"Received: {name}.shape={value.shape}"
-            )
-        values[name] = value
-    for name, value in values.items():
+    shapes = {name: tuple(getattr(model, name).shape) for name in TF1_NAMES}
+    for name, value in check_tf1_weights(weights, shapes).items():
         getattr(model, name).assign(value)
 
 

@@ -57,7 +57,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_vae.data import DataError
-from keras_vae.parity import TF1_NAMES
+from keras_vae.parity import TF1_NAMES, check_tf1_weights
 from legacy_tf1 import input_data
 
 tf1 = tf.compat.v1
@@ -127,26 +127,6 @@ def zeros_init(size):
     return tf.zeros(shape=size)
 
 
-def _check_initial_values(initial_values, shapes):
-    missing = sorted(set(shapes) - set(initial_values))
-    unknown = sorted(set(initial_values) - set(shapes))
-    if missing or unknown:
-        raise ValueError(
-            f"initial_values must hold exactly the variables {list(shapes)}. "
-            f"Received: missing={missing}, unknown={unknown}"
-        )
-    values = {}
-    for name, shape in shapes.items():
-        value = np.asarray(initial_values[name], dtype=np.float32)
-        if value.shape != tuple(shape):
-            raise ValueError(
-                f"initial_values[{name!r}] must have shape {tuple(shape)}. "
-                f"Received: shape={value.shape}"
-            )
-        values[name] = value
-    return values
-
-
 def build_graph(graph=None, initial_values=None, feed_eps=False, X_dim=X_DIM,
                 h_dim=H_DIM, z_dim=Z_DIM, seed=None, use_resource=True):
     """Builds the original VAE graph and returns handles on it.
@@ -186,7 +166,7 @@ def build_graph(graph=None, initial_values=None, feed_eps=False, X_dim=X_DIM,
         "P_W2": [h_dim, X_dim], "P_b2": [X_dim],
     }
     if initial_values is not None:
-        initial_values = _check_initial_values(initial_values, shapes)
+        initial_values = check_tf1_weights(initial_values, shapes)
 
     def Variable(name, init):
         # tf.Variable(xavier_init(size)) in the original; `initial_values` wins.

@@ -186,7 +186,7 @@ def test_bad_dimensions_are_refused():
 
 def test_set_tf1_weights_refuses_wrong_names_and_shapes(model):
     weights = parity.get_tf1_weights(model)
-    with pytest.raises(ValueError, match="Missing: \\['P_b2'\\]"):
+    with pytest.raises(ValueError, match="missing=\\['P_b2'\\]"):
         parity.set_tf1_weights(model, {k: v for k, v in weights.items() if k != "P_b2"})
     weights["Q_b1"] = np.zeros(3, np.float32)
     with pytest.raises(ValueError, match="Q_b1"):
