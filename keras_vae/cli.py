@@ -1,4 +1,4 @@
-"""`keras-vae`: train the VAE, draw samples from a saved model, check parity with TF1.
+"""`keras-vae`: train, sample, export a SavedModel, check parity with TF1.
 
 A thin layer over the library: it parses flags, imports TensorFlow only once
 they are valid (so `--help` is quick), and turns bad input into a one-line
@@ -64,6 +64,12 @@ def build_parser():
         "--save", type=keras_path, metavar="PATH", help="save the trained model (.keras)"
     )
     train.add_argument(
+        "--export", metavar="DIR", help="also export the trained model as a SavedModel"
+    )
+    train.add_argument(
+        "--overwrite", action="store_true", help="replace an existing --export directory"
+    )
+    train.add_argument(
         "--verbose", type=int, choices=(0, 1, 2), default=1,
         help="Keras' fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch",
     )
@@ -77,6 +83,17 @@ def build_parser():
     sample.add_argument("--out", default="grid.png", help="PNG path (default: grid.png)")
     sample.add_argument("--seed", type=int, help="the same seed draws the same images")
     sample.set_defaults(run=run_sample)
+
+    export = commands.add_parser(
+        "export",
+        help="export a saved model as a SavedModel other programs can call",
+        description="Write a SavedModel with the signatures encode, decode, "
+        "reconstruct, sample and serving_default, callable without keras_vae.",
+    )
+    export.add_argument("--model", required=True, help="a .keras file saved by train --save")
+    export.add_argument("--out", required=True, metavar="DIR", help="the directory to create")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing DIR")
+    export.set_defaults(run=run_export)
 
     parity = commands.add_parser(
         "parity",
@@ -102,6 +119,8 @@ def run_train(args):
     from keras_vae.model import VAE
     from keras_vae.saving import save_model
 
+    if args.export:
+        _check_export_target(args.export, args.overwrite)
     if args.seed is not None:
         keras.utils.set_random_seed(args.seed)
     dataset = load_mnist(
@@ -121,6 +140,9 @@ def run_train(args):
     if args.save:
         save_model(model, args.save)
         print(f"Saved the model to {args.save}")
+    if args.export:
+        model.export(args.export, overwrite=args.overwrite)
+        print(f"Exported a SavedModel to {args.export}")
 
 
 def run_sample(args):
@@ -138,6 +160,23 @@ def run_sample(args):
         os.makedirs(out_dir, exist_ok=True)
     save_grid(keras.ops.convert_to_numpy(prob), args.out)
     print(f"Saved {args.n} samples to {args.out}")
+
+
+def run_export(args):
+    from keras_vae.saving import load_model
+
+    _check_export_target(args.out, args.overwrite)
+    load_model(args.model).export(args.out, overwrite=args.overwrite)
+    print(f"Exported a SavedModel to {args.out}")
+
+
+def _check_export_target(path, overwrite):
+    """Fails before any work when the export would be refused at the end."""
+    if os.path.exists(path) and not overwrite:
+        raise ValueError(
+            f"{path} already exists. Choose another directory, or pass --overwrite "
+            "to replace it."
+        )
 
 
 def run_parity(args):

@@ -242,6 +242,25 @@ class VAE(keras.Model):
                 f"Received: noise.shape={tuple(noise.shape)}."
             )
 
+    def export(self, filepath, format="tf_saved_model", verbose=None, overwrite=False, **kwargs):
+        """Exports a SavedModel with the signatures `encode`, `decode`,
+        `reconstruct`, `sample` and `serving_default` (see
+        `keras_vae.export.export_saved_model`), written atomically.
+
+        Other formats, or Keras' own arguments, go to `keras.Model.export`.
+
+        Args:
+            filepath: str or `os.PathLike`, the directory to create.
+            format: string. Defaults to `"tf_saved_model"`.
+            verbose: bool, print the endpoints. Defaults to `None` (quiet).
+            overwrite: bool, replace an existing directory. Defaults to `False`.
+        """
+        if format != "tf_saved_model" or kwargs:
+            return super().export(filepath, format=format, verbose=verbose, **kwargs)
+        from keras_vae.export import export_saved_model
+
+        return export_saved_model(self, filepath, overwrite=overwrite, verbose=bool(verbose))
+
     def _saved_variables(self):
         # The sampler's state travels with the weights, so that training
         # continued after loading draws the noise it would have drawn.
