@@ -221,13 +221,17 @@ def load_mnist(
     seed=None,
     repeat=True,
     tfds_data_dir=None,
+    initial_step=0,
 ):
     """Batches of MNIST images as the original's `next_batch` drew them.
 
     The examples are reshuffled every epoch and, with `repeat=True`, a batch
-    runs on across an epoch's end (shuffle, then repeat, then batch), as in
-    `mnist.train.next_batch(64)`. Labels are dropped: the VAE does not use
-    them. The pipeline holds uint8 pixels and scales each batch.
+    runs on across an epoch's end, as in `mnist.train.next_batch(64)`. Each
+    epoch's order is a permutation keyed by `(seed, epoch)`, so the batch of
+    any step follows from the seed alone, and a resumed run
+    (`initial_step`) sees what the uninterrupted run saw. Labels are
+    dropped: the VAE does not use them. The pipeline holds uint8 pixels and
+    scales each batch.
 
     Args:
         split: str, which examples: `"train"`, `"test"`, or a slice of one
@@ -240,12 +244,16 @@ def load_mnist(
         shuffle: bool, whether to reshuffle the examples every epoch.
             Defaults to `True`.
         seed: int, the shuffle seed, for a reproducible order. Defaults to
-            `None` (a different order each run, unless a global seed is set).
+            `None`: one drawn from NumPy's global generator (so
+            `keras.utils.set_random_seed` fixes it).
         repeat: bool, whether to repeat forever (training) or make one pass
             whose last batch may be smaller (evaluation). Defaults to `True`.
         tfds_data_dir: str, where TFDS keeps its prepared datasets; only used
             when `data_dir` is `None`. Defaults to `None`, TFDS' own default
             (`$TFDS_DATA_DIR` or `~/tensorflow_datasets`).
+        initial_step: int, start at this batch of the stream: a run resumed at
+            step N gets the batches the uninterrupted run drew from step N.
+            Defaults to `0`.
 
     Returns:
         A `tf.data.Dataset` of float32 `(batch, 784)` batches in [0, 1].
@@ -255,14 +263,8 @@ def load_mnist(
         DataError: the data cannot be read or downloaded, or the split is
             unknown or empty.
     """
-    if (
-        not isinstance(batch_size, (int, np.integer))
-        or isinstance(batch_size, bool)
-        or batch_size < 1
-    ):
-        raise ValueError(
-            f"Expected batch_size to be a positive integer. Received: batch_size={batch_size!r}"
-        )
+    _check_count("batch_size", batch_size, minimum=1)
+    _check_count("initial_step", initial_step, minimum=0)
     if data_dir is None:
         images = _read_tfds(split, tfds_data_dir)
     else:
@@ -276,14 +278,46 @@ def load_mnist(
 
     import tensorflow as tf
 
-    ds = tf.data.Dataset.from_tensor_slices(images)  # (784,) uint8 each
-    if shuffle:
-        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
-    ds = ds.batch(batch_size)  # (batch, 784) uint8
-    ds = ds.map(scale_pixels, num_parallel_calls=tf.data.AUTOTUNE)
+    if seed is None:
+        seed = int(np.random.randint(2**31))  # follows keras.utils.set_random_seed
+    n = len(images)
+    pixels = tf.constant(images)  # (n, 784) uint8, kept once in memory
+
+    def epoch_order(epoch):
+        """Epoch `epoch`'s order: a permutation keyed by (seed, epoch) alone."""
+        if not shuffle:
+            return tf.range(n)
+        keys = tf.random.stateless_uniform(
+            [n], seed=tf.stack([tf.constant(seed, tf.int64), epoch]),
+            minval=None, maxval=None, dtype=tf.int64,
+        )
+        return tf.argsort(keys, stable=True)
+
+    # The stream of example indices, epoch after epoch, from `initial_step`'s
+    # first example: any step's batch is found without drawing the ones before.
+    first_epoch, offset = divmod(initial_step * batch_size, n)
+    epochs = tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max if repeat else first_epoch + 1)
+    indices = epochs.flat_map(
+        lambda epoch: tf.data.Dataset.from_tensor_slices(epoch_order(epoch))
+    ).skip(offset)
+    ds = indices.batch(batch_size)  # (batch,) indices
+    ds = ds.map(
+        lambda batch: scale_pixels(tf.gather(pixels, batch)),  # (batch, 784) float32
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _check_count(name, value, minimum):
+    """Raises a ValueError naming `name` unless `value` is an int >= `minimum`."""
+    if (
+        not isinstance(value, (int, np.integer))
+        or isinstance(value, bool)
+        or value < minimum
+    ):
+        kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"Expected {name} to be {kind}. Received: {name}={value!r}")
 
 
 def _read_tfds(split, tfds_data_dir):

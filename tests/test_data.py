@@ -173,6 +173,16 @@ def test_seed_makes_order_reproducible(tmp_path):
     assert order(3) != order(4)
 
 
+@pytest.mark.parametrize("initial_step", [1, 2, 5, 7])
+def test_initial_step_resumes_the_same_stream(tmp_path, initial_step):
+    # 10 examples, batch 4: steps 2, 5 and 7 start inside an epoch, across
+    # one or more epoch ends.
+    tiny_mnist(tmp_path)
+    full = [example_ids(b) for b in load_mnist("train", 4, tmp_path, seed=3).take(12)]
+    resumed = load_mnist("train", 4, tmp_path, seed=3, initial_step=initial_step)
+    assert [example_ids(b) for b in resumed.take(12 - initial_step)] == full[initial_step:]
+
+
 def test_one_pass_shuffled(tmp_path):
     tiny_mnist(tmp_path)
     batches = [example_ids(b) for b in load_mnist("train", 4, tmp_path, repeat=False)]
@@ -300,6 +310,13 @@ def test_bad_batch_size(tmp_path, batch_size):
     tiny_mnist(tmp_path)
     with pytest.raises(ValueError, match=rf"Received: batch_size={batch_size!r}"):
         load_mnist("train", batch_size, tmp_path)
+
+
+@pytest.mark.parametrize("initial_step", [-1, 1.5, "3"])
+def test_bad_initial_step(tmp_path, initial_step):
+    tiny_mnist(tmp_path)
+    with pytest.raises(ValueError, match=rf"Received: initial_step={initial_step!r}"):
+        load_mnist("train", 4, tmp_path, initial_step=initial_step)
 
 
 # TensorFlow Datasets
