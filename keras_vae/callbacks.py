@@ -1,10 +1,14 @@
-"""The original's progress report: a sample grid and the loss every N steps."""
+"""Callbacks of a training run: the original's sample grids, checkpoints, and
+clean stops on a signal or a diverged loss."""
 
+import math
 import os
+import signal
 
 import keras
 import numpy as np
 
+from keras_vae.checkpoints import save_checkpoint
 from keras_vae.grid import save_grid
 
 
@@ -15,7 +19,8 @@ class SampleGrid(keras.callbacks.Callback):
     draws of z into `out_dir/000.png`, `001.png`, ... (grid `i` is step
     `i * every`) and prints `Iter: N` and `Loss: X.XXX` (that step's batch
     loss). The draws for grid `i` come from `seed` and `i` alone, so a run
-    with the same seed makes the same grids.
+    with the same seed makes the same grids; a grid already on disk (a
+    resumed run passing the same step again) is left as it is.
 
     Args:
         out_dir: path, where the PNGs go; created if missing. Defaults to `"out"`.
@@ -55,11 +60,82 @@ class SampleGrid(keras.callbacks.Callback):
         if self.verbose:
             loss = logs.get("step_loss", logs.get("loss"))
             print(f"\nIter: {step}\nLoss: {float(loss):.4}\n", flush=True)
-        z = self.noise(index, self.model.z_dim)
-        prob, _ = self.model.decode(z)
-        save_grid(np.asarray(prob), os.path.join(self.out_dir, f"{index:03d}.png"))
+        path = os.path.join(self.out_dir, f"{index:03d}.png")
+        if os.path.exists(path):
+            return
+        prob, _ = self.model.decode(self.noise(index, self.model.z_dim))
+        save_grid(np.asarray(prob), path)
 
     def noise(self, index, z_dim):
         """The 16 draws of z, `(16, z_dim)`, for grid `index`."""
         rng = np.random.default_rng([self.seed, index])
         return rng.standard_normal((16, z_dim)).astype(np.float32)
+
+
+class Checkpointer(keras.callbacks.Callback):
+    """Writes a checkpoint every `every` steps (see `keras_vae.checkpoints`).
+
+    Args:
+        directory: str, where the checkpoints go.
+        every: int, steps between checkpoints. Defaults to `1000`.
+        config: dict, the run's configuration, stored with each checkpoint.
+    """
+
+    def __init__(self, directory, every=1000, config=None):
+        super().__init__()
+        self.directory = directory
+        self.every = every
+        self.config = config or {}
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(self.model.optimizer.iterations.numpy())
+        if step % self.every == 0 and not self.model.stop_training:
+            self.save()
+
+    def save(self):
+        """Writes a checkpoint now, unless this step's is written; returns its path."""
+        step = int(self.model.optimizer.iterations.numpy())
+        if step != getattr(self, "_saved_step", None):
+            self._saved_path = save_checkpoint(self.model, self.directory, self.config).model_path
+            self._saved_step = step
+        return self._saved_path
+
+
+class StopOnDivergence(keras.callbacks.Callback):
+    """Stops training at the first step whose loss is NaN or infinite.
+
+    `diverged_at` then holds that step (counted from 0, as `Iter:` counts).
+    """
+
+    diverged_at = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("step_loss", (logs or {}).get("loss"))
+        if loss is not None and not math.isfinite(float(loss)):
+            self.diverged_at = int(self.model.optimizer.iterations.numpy()) - 1
+            self.model.stop_training = True
+
+
+class StopOnSignal(keras.callbacks.Callback):
+    """Turns SIGINT and SIGTERM into a stop at the next step boundary.
+
+    The handlers are installed for the length of `fit` only; `received`
+    then holds the signal's number, or None.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    received = None
+
+    def on_train_begin(self, logs=None):
+        self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+
+    def _handle(self, signum, frame):
+        self.received = signum
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.received is not None:
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)

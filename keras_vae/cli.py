@@ -7,10 +7,8 @@ error and exit status 2 instead of a traceback.
 
 import argparse
 import os
+import signal
 import sys
-
-TRAIN_SPLIT = "train[5000:]"  # read_data_sets' train split: the last 55,000
-
 
 def positive_int(text):
     """argparse type: an integer >= 1."""
@@ -59,7 +57,20 @@ def build_parser():
         help="steps between sample grids and Iter:/Loss: lines (default: 1000)",
     )
     train.add_argument("--out", default="out", help="directory for the grids (default: out/)")
-    train.add_argument("--seed", type=int, help="makes the run reproducible")
+    train.add_argument(
+        "--seed", type=int,
+        help="makes the run reproducible (default: drawn, and kept with the checkpoints)",
+    )
+    train.add_argument(
+        "--checkpoint-dir", metavar="DIR",
+        help="keep checkpoints here; the same command run again resumes from the newest",
+    )
+    train.add_argument(
+        "--checkpoint-every", type=positive_int, default=1000,
+        help="steps between checkpoints (default: 1000)",
+    )
+    train.add_argument("--z-dim", type=positive_int, default=100, help="latent size (default: 100)")
+    train.add_argument("--h-dim", type=positive_int, default=128, help="hidden units (default: 128)")
     train.add_argument(
         "--save", type=keras_path, metavar="PATH", help="save the trained model (.keras)"
     )
@@ -67,7 +78,8 @@ def build_parser():
         "--export", metavar="DIR", help="also export the trained model as a SavedModel"
     )
     train.add_argument(
-        "--overwrite", action="store_true", help="replace an existing --export directory"
+        "--overwrite", action="store_true",
+        help="a fresh run replaces the grids already in --out, and an existing --export",
     )
     train.add_argument(
         "--verbose", type=int, choices=(0, 1, 2), default=1,
@@ -112,37 +124,48 @@ def build_parser():
 
 
 def run_train(args):
-    import keras
-
-    from keras_vae.callbacks import SampleGrid
-    from keras_vae.data import load_mnist
-    from keras_vae.model import VAE
     from keras_vae.saving import save_model
+    from keras_vae.training import train
 
     if args.export:
         _check_export_target(args.export, args.overwrite)
-    if args.seed is not None:
-        keras.utils.set_random_seed(args.seed)
-    dataset = load_mnist(
-        TRAIN_SPLIT, batch_size=args.batch_size, data_dir=args.data_dir, seed=args.seed
-    )
-    model = VAE()
-    model.compile()
-    grid = SampleGrid(args.out, every=args.sample_every, seed=args.seed)
-    model.fit(
-        dataset,
-        epochs=1,
-        steps_per_epoch=args.iters,
-        callbacks=[grid],
-        shuffle=False,  # load_mnist already reshuffles every epoch
+    outcome = train(
+        args.iters, out=args.out, data_dir=args.data_dir, seed=args.seed,
+        batch_size=args.batch_size, h_dim=args.h_dim, z_dim=args.z_dim,
+        sample_every=args.sample_every, checkpoint_dir=args.checkpoint_dir,
+        checkpoint_every=args.checkpoint_every, overwrite=args.overwrite,
         verbose=args.verbose,
     )
+    if outcome.status == "diverged":
+        kept = (
+            f"The last good checkpoint, {outcome.checkpoint}, is kept."
+            if outcome.checkpoint else "No checkpoint was written."
+        )
+        print(
+            f"keras-vae train: error: training diverged: the loss at step "
+            f"{outcome.diverged_at} is NaN or infinite, so training stopped. {kept}",
+            file=sys.stderr,
+        )
+        return 1
+    if outcome.status == "interrupted":
+        name = signal.Signals(outcome.signal).name
+        if outcome.checkpoint:
+            where = (
+                f"Checkpoint written to {outcome.checkpoint}; run the same command "
+                "again to resume."
+            )
+        else:
+            where = "Nothing was saved: give --checkpoint-dir to make a run resumable."
+        print(f"keras-vae train: stopped by {name} after step {outcome.step}. {where}",
+              file=sys.stderr)
+        return 128 + outcome.signal
     if args.save:
-        save_model(model, args.save)
+        save_model(outcome.model, args.save)
         print(f"Saved the model to {args.save}")
     if args.export:
-        model.export(args.export, overwrite=args.overwrite)
+        outcome.model.export(args.export, overwrite=args.overwrite)
         print(f"Exported a SavedModel to {args.export}")
+    return 0
 
 
 def run_sample(args):
@@ -205,4 +228,14 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("keras-vae: interrupted", file=sys.stderr)
         return 130
+    except Exception as error:  # not bad input: say what, keep the traceback optional
+        if os.environ.get("KERAS_VAE_TRACEBACK"):
+            raise
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        print(
+            f"keras-vae {args.command}: error: {type(error).__name__}: {first_line} "
+            "(set KERAS_VAE_TRACEBACK=1 to see where)",
+            file=sys.stderr,
+        )
+        return 1
     return status or 0

@@ -202,16 +202,25 @@ class VAE(keras.Model):
             scaled_loss = losses[0] / replicas if replicas > 1 else losses[0]
         return losses, tape.gradient(scaled_loss, self.trainable_weights)
 
+    def fit(self, *args, **kwargs):
+        history = super().fit(*args, **kwargs)
+        if not history.history:
+            raise ValueError(
+                "fit() ran no training step: the data is empty. Pass at least "
+                "one batch of images, e.g. keras_vae.load_mnist()."
+            )
+        return history
+
     def train_step(self, data):
         x, noise, sample_weight = _unpack(data)
-        self._check_inputs(x, noise)
+        x = self._check_inputs(x, noise)
         losses, gradients = self.compute_gradients(x, noise, sample_weight)
         self.optimizer.apply(gradients, self.trainable_weights)
         return self._track(*losses)
 
     def test_step(self, data):
         x, noise, sample_weight = _unpack(data)
-        self._check_inputs(x, noise)
+        x = self._check_inputs(x, noise)
         return self._track(*self.compute_vae_loss(x, noise, sample_weight))
 
     def _track(self, loss, recon_loss, kl_loss):
@@ -222,7 +231,11 @@ class VAE(keras.Model):
         return {m.name: m.result() for m in self.metrics}
 
     def _check_inputs(self, x, noise):
-        """Fails at trace time, naming the shape, when a batch cannot be the model's."""
+        """`x`, once known to be images the model can take; else a clear error.
+
+        Dtype and shape are checked when the step is traced; the values (in
+        [0, 1], no NaN) at run time, before the step uses them.
+        """
         if not x.dtype.is_floating:
             raise ValueError(
                 f"Expected float images in [0, 1]. Received: x.dtype={x.dtype.name}. "
@@ -241,6 +254,17 @@ class VAE(keras.Model):
                 f"Expected noise of shape (batch, {self.z_dim}). "
                 f"Received: noise.shape={tuple(noise.shape)}."
             )
+        in_range = tf.reduce_all(tf.logical_and(x >= 0, x <= 1))  # False for NaN
+        check = tf.debugging.Assert(
+            in_range,
+            [
+                "Expected pixel values in [0, 1], without NaN: scale uint8 "
+                "images with keras_vae.data.scale_pixels (x * 1/255). Received "
+                "values from", tf.reduce_min(x), "to", tf.reduce_max(x),
+            ],
+        )
+        with tf.control_dependencies([check]):
+            return tf.identity(x)
 
     def export(self, filepath, format="tf_saved_model", verbose=None, overwrite=False, **kwargs):
         """Exports a SavedModel with the signatures `encode`, `decode`,

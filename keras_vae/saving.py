@@ -35,7 +35,14 @@ def load_model(path):
             f"No model file at {path}. Pass the .keras file written by "
             "`keras-vae train --save PATH` or `model.save(PATH)`."
         )
-    model = keras.models.load_model(path)
+    try:
+        model = keras.models.load_model(path)
+    except Exception as error:  # Keras raises many kinds for a bad file
+        raise ValueError(
+            f"Cannot load {path} as a keras_vae model ({type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else 'no details'}). "
+            "Is it a complete .keras file written by keras-vae?"
+        ) from error
     if not isinstance(model, VAE):
         raise ValueError(
             f"{path} holds a {type(model).__name__}, not a keras_vae VAE."

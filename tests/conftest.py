@@ -1,6 +1,8 @@
 """Shared fixtures: where the real MNIST lives, and quiet TensorFlow logs."""
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,3 +23,12 @@ def mnist_dir():
             "beside the project's own checkouts; set KERAS_VAE_MNIST_DIR to point elsewhere)"
         )
     return path
+
+
+def run_keras_vae(*args, cwd=None, timeout=600):
+    """Runs `python -m keras_vae ARGS` as a user would; returns the CompletedProcess."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run(
+        [sys.executable, "-m", "keras_vae", *map(str, args)],
+        capture_output=True, text=True, cwd=cwd or REPO, env=env, timeout=timeout,
+    )

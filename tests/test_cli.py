@@ -1,6 +1,5 @@
 """`keras-vae` end to end, as a user runs it: train, sample, bad flags, --help."""
 
-import os
 import subprocess
 import sys
 import time
@@ -9,14 +8,7 @@ import matplotlib.image
 import pytest
 
 from tests.conftest import REPO
-
-
-def keras_vae(*args, cwd=None):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.run(
-        [sys.executable, "-m", "keras_vae", *map(str, args)],
-        capture_output=True, text=True, cwd=cwd or REPO, env=env, timeout=600,
-    )
+from tests.conftest import run_keras_vae as keras_vae
 
 
 def test_train_then_sample_on_the_real_data(mnist_dir, tmp_path):

@@ -16,7 +16,7 @@ import tensorflow as tf
 from keras_vae import __version__
 from keras_vae.model import VAE
 from keras_vae.saving import load_model, save_model
-from tests.conftest import REPO
+from tests.conftest import REPO, run_keras_vae as keras_vae
 
 SIGNATURES = ("serving_default", "encode", "decode", "reconstruct", "sample")
 
@@ -221,14 +221,6 @@ def test_killing_an_export_never_leaves_a_partial_target(trained, tmp_path):
 
 def test_cli_export_and_train_export(trained, tmp_path, mnist_dir):
     _, root, _ = trained
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-
-    def keras_vae(*args):
-        return subprocess.run(
-            [sys.executable, "-m", "keras_vae", *map(str, args)],
-            capture_output=True, text=True, cwd=REPO, env=env, timeout=600,
-        )
-
     run = keras_vae("export", "--model", root / "vae.keras", "--out", tmp_path / "a")
     assert run.returncode == 0, run.stderr[-2000:]
     assert (tmp_path / "a" / "saved_model.pb").is_file()

@@ -1,0 +1,135 @@
+"""Checkpoints of a training run: written atomically, verified when resuming.
+
+A checkpoint is two files: `ckpt-NNNNNNNNN.keras` (weights, optimizer state,
+step counter, the sampler's state) and `ckpt-NNNNNNNNN.json` (the step, the
+`.keras` file's SHA-256 and the run's configuration). The JSON is written
+last, so it marks a complete checkpoint; the hash catches a `.keras` file
+damaged later.
+"""
+
+import dataclasses
+import glob
+import hashlib
+import json
+import os
+import re
+import zipfile
+
+import numpy as np
+
+from keras_vae.saving import load_model, save_model
+
+_RECORD = re.compile(r"ckpt-(\d{9,})\.json$")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint directory holds no usable checkpoint, or one of another run."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Checkpoint:
+    """A checkpoint found on disk: its step, files and the run's configuration."""
+
+    step: int
+    model_path: str
+    config: dict
+
+
+def save_checkpoint(model, directory, config, keep=2):
+    """Writes a checkpoint of `model` at its current step; keeps the `keep` newest.
+
+    Refuses weights that are not finite: a diverged run never overwrites its
+    last good checkpoint.
+
+    Args:
+        model: a compiled `keras_vae.VAE`.
+        directory: str, the checkpoint directory (created if missing).
+        config: dict, what a resumed run must match (JSON-serialisable).
+        keep: int, how many checkpoints to keep. Defaults to `2`, so that a
+            damaged newest one leaves an older one to resume from.
+
+    Returns:
+        The `Checkpoint` written.
+    """
+    if not all(np.isfinite(w.numpy()).all() for w in model.weights):
+        raise ValueError("Refusing to checkpoint weights that are NaN or infinite.")
+    os.makedirs(directory, exist_ok=True)
+    step = int(model.optimizer.iterations.numpy())
+    stem = os.path.join(directory, f"ckpt-{step:09d}")
+    save_model(model, stem + ".keras")
+    record = {"step": step, "sha256": _sha256(stem + ".keras"), "config": config}
+    _write_json(stem + ".json", record)
+    for old in list_checkpoints(directory)[:-keep]:
+        os.remove(old[1])  # the record first: a half-pruned checkpoint is no checkpoint
+        if os.path.exists(old[2]):
+            os.remove(old[2])
+    return Checkpoint(step, stem + ".keras", config)
+
+
+def list_checkpoints(directory):
+    """`[(step, json_path, keras_path)]` of the checkpoint records, oldest first."""
+    found = []
+    for path in glob.glob(os.path.join(glob.escape(directory), "ckpt-*.json")):
+        match = _RECORD.search(os.path.basename(path))
+        if match:
+            found.append((int(match.group(1)), path, path[: -len(".json")] + ".keras"))
+    return sorted(found)
+
+
+def load_latest(directory, warn=print):
+    """The newest usable checkpoint in `directory` and its model, or None if none.
+
+    A checkpoint whose record cannot be read, whose `.keras` file is missing,
+    does not match its hash (truncated, overwritten) or does not load is
+    skipped with a warning, and the next older one is tried.
+
+    Returns:
+        `(Checkpoint, model)`, or `None` when the directory holds no checkpoint.
+
+    Raises:
+        CheckpointError: there are checkpoints, but none is usable.
+    """
+    found = list_checkpoints(directory)
+    for step, json_path, keras_path in reversed(found):
+        try:
+            with open(json_path) as f:
+                record = json.load(f)
+            if not os.path.isfile(keras_path):
+                raise ValueError(f"{keras_path} is missing")
+            if _sha256(keras_path) != record["sha256"]:
+                raise ValueError(
+                    f"{keras_path} does not match the hash recorded when it was "
+                    "written (truncated or overwritten)"
+                )
+            model = load_model(keras_path)
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+            warn(f"Warning: skipping the damaged checkpoint at step {step}: {error}")
+            continue
+        return Checkpoint(step, keras_path, record["config"]), model
+    if found:
+        raise CheckpointError(
+            f"No usable checkpoint in {directory}: all {len(found)} are damaged "
+            "(see the warnings above). Move the directory aside to start afresh."
+        )
+    return None
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_json(path, value):
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "w") as f:
+            json.dump(value, f, indent=2)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

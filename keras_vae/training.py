@@ -1,0 +1,180 @@
+"""A training run as `keras-vae train` makes it: fresh or resumed from its
+checkpoints, stopped cleanly by a signal or a diverged loss."""
+
+import dataclasses
+import os
+import re
+
+TRAIN_SPLIT = "train[5000:]"  # read_data_sets' train split: the last 55,000
+_GRID = re.compile(r"\d{3,}\.png$")
+
+
+class UsageError(ValueError):
+    """The run cannot start as asked: a flag, a directory or a checkpoint is wrong."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """What defines a run; a resumed run must match it."""
+
+    seed: int
+    batch_size: int = 64
+    h_dim: int = 128
+    z_dim: int = 100
+    sample_every: int = 1000
+    split: str = TRAIN_SPLIT
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """How a run ended: `status` is "completed", "interrupted" or "diverged"."""
+
+    status: str
+    step: int  # steps done
+    model: object = None
+    checkpoint: str | None = None  # the checkpoint to resume from
+    signal: int | None = None  # for "interrupted"
+    diverged_at: int | None = None  # for "diverged": the step whose loss was not finite
+
+
+def train(
+    iters,
+    out="out",
+    data_dir=None,
+    seed=None,
+    batch_size=64,
+    h_dim=128,
+    z_dim=100,
+    sample_every=1000,
+    checkpoint_dir=None,
+    checkpoint_every=1000,
+    overwrite=False,
+    verbose=1,
+):
+    """Trains to `iters` steps, resuming from `checkpoint_dir` when it holds a run.
+
+    Args:
+        iters: int, the run's total steps (a resumed run trains the rest).
+        out: str, the sample grids' directory.
+        data_dir: str or None, the MNIST IDX files; None: TFDS.
+        seed: int or None. None: a fresh run draws one (and stores it with
+            its checkpoints); a resumed run uses its own.
+        batch_size, h_dim, z_dim, sample_every: ints, as in the CLI.
+        checkpoint_dir: str or None, where checkpoints are kept.
+        checkpoint_every: int, steps between checkpoints.
+        overwrite: bool, a fresh run may replace the grids already in `out`.
+        verbose: int, Keras' `fit` verbosity.
+
+    Returns:
+        An `Outcome`.
+
+    Raises:
+        UsageError: `out` or `checkpoint_dir` is unusable, `out` holds another
+            run's grids, or the checkpoints belong to a different run.
+    """
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_vae.callbacks import Checkpointer, SampleGrid, StopOnDivergence, StopOnSignal
+    from keras_vae.checkpoints import load_latest
+    from keras_vae.data import load_mnist
+    from keras_vae.model import VAE
+
+    _writable_dir(out, "--out")
+    resumed = None
+    if checkpoint_dir is not None:
+        _writable_dir(checkpoint_dir, "--checkpoint-dir")
+        resumed = load_latest(checkpoint_dir)
+    if resumed is None:
+        _clear_or_refuse_grids(out, overwrite)
+        seed = int(np.random.SeedSequence().entropy % 2**31) if seed is None else seed
+        config = RunConfig(seed, batch_size, h_dim, z_dim, sample_every)
+        keras.utils.set_random_seed(seed)
+        model = VAE(h_dim=h_dim, z_dim=z_dim, seed=seed)
+        model.compile()
+        start = 0
+    else:
+        checkpoint, model = resumed
+        config = RunConfig(**checkpoint.config)
+        _check_same_run(config, checkpoint_dir, seed=seed, batch_size=batch_size,
+                        h_dim=h_dim, z_dim=z_dim, sample_every=sample_every)
+        start = checkpoint.step
+        print(f"Resuming from {checkpoint.model_path} at step {start}.", flush=True)
+    if start >= iters:
+        return Outcome("completed", start, model)
+
+    tf.config.experimental.enable_op_determinism()
+    dataset = load_mnist(
+        config.split, batch_size=config.batch_size, data_dir=data_dir,
+        seed=config.seed, initial_step=start,
+    )
+    divergence, signals = StopOnDivergence(), StopOnSignal()
+    callbacks = [divergence, SampleGrid(out, every=config.sample_every, seed=config.seed)]
+    checkpointer = None
+    if checkpoint_dir is not None:
+        checkpointer = Checkpointer(
+            checkpoint_dir, every=checkpoint_every, config=dataclasses.asdict(config)
+        )
+        callbacks.append(checkpointer)
+    callbacks.append(signals)
+    model.fit(
+        dataset, epochs=1, steps_per_epoch=iters - start, callbacks=callbacks,
+        shuffle=False, verbose=verbose,
+    )
+    step = int(model.optimizer.iterations.numpy())
+    if divergence.diverged_at is not None:
+        return Outcome("diverged", step, model, _latest_path(checkpoint_dir),
+                       diverged_at=divergence.diverged_at)
+    saved = checkpointer.save() if checkpointer else None
+    if signals.received is not None:
+        return Outcome("interrupted", step, model, saved, signal=signals.received)
+    return Outcome("completed", step, model, saved)
+
+
+def _writable_dir(path, flag):
+    """Creates `path` if need be and proves it writable, or raises UsageError."""
+    probe = os.path.join(path, f".keras-vae-probe-{os.getpid()}")
+    try:
+        os.makedirs(path, exist_ok=True)
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as error:
+        raise UsageError(
+            f"Cannot write to {flag} {path}: {error.strerror or error}. Choose a "
+            "directory you can write to."
+        ) from None
+
+
+def _clear_or_refuse_grids(out, overwrite):
+    """A fresh run starts from an `out` without grids; `overwrite` removes them."""
+    grids = sorted(name for name in os.listdir(out) if _GRID.fullmatch(name))
+    if grids and not overwrite:
+        raise UsageError(
+            f"--out {out} already holds {len(grids)} sample grids ({grids[0]} ...) "
+            "from another run. Pass --overwrite to replace them, choose another "
+            "--out, or give --checkpoint-dir to resume the run that made them."
+        )
+    for name in grids:
+        os.remove(os.path.join(out, name))
+
+
+def _check_same_run(config, checkpoint_dir, **asked):
+    """Refuses flags that contradict the checkpointed run's configuration."""
+    for name, value in asked.items():
+        stored = getattr(config, name)
+        if value is not None and value != stored:
+            flag = "--" + name.replace("_", "-")
+            raise UsageError(
+                f"The checkpoints in {checkpoint_dir} are of a run with {flag} "
+                f"{stored}, not {value}. Resume with {flag} {stored}, or start a "
+                "new run with another --checkpoint-dir."
+            )
+
+
+def _latest_path(checkpoint_dir):
+    from keras_vae.checkpoints import list_checkpoints
+
+    found = list_checkpoints(checkpoint_dir) if checkpoint_dir else []
+    return found[-1][2] if found else None
