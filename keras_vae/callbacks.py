@@ -19,8 +19,7 @@ class SampleGrid(keras.callbacks.Callback):
     draws of z into `out_dir/000.png`, `001.png`, ... (grid `i` is step
     `i * every`) and prints `Iter: N` and `Loss: X.XXX` (that step's batch
     loss). The draws for grid `i` come from `seed` and `i` alone, so a run
-    with the same seed makes the same grids; a grid already on disk (a
-    resumed run passing the same step again) is left as it is.
+    with the same seed makes the same grids.
 
     Args:
         out_dir: path, where the PNGs go; created if missing. Defaults to `"out"`.
@@ -28,13 +27,16 @@ class SampleGrid(keras.callbacks.Callback):
         seed: int or None, seeds the draws of z. Defaults to `None`: one drawn
             from NumPy's global generator (`keras.utils.set_random_seed` fixes it).
         verbose: bool, print the `Iter:`/`Loss:` lines. Defaults to `True`.
+        resume: bool, leave a grid already on disk as it is: a resumed run
+            passing steps again draws the same grids, and none is rewritten.
+            Defaults to `False` (overwrite).
 
     Example:
 
     >>> model.fit(dataset, steps_per_epoch=5000, callbacks=[SampleGrid("out")])
     """
 
-    def __init__(self, out_dir="out", every=1000, seed=None, verbose=True):
+    def __init__(self, out_dir="out", every=1000, seed=None, verbose=True, resume=False):
         super().__init__()
         if not isinstance(every, int) or isinstance(every, bool) or every < 1:
             raise ValueError(f"`every` must be a positive integer. Received: every={every!r}")
@@ -42,6 +44,7 @@ class SampleGrid(keras.callbacks.Callback):
         self.every = every
         self.seed = int(np.random.randint(2**31)) if seed is None else seed
         self.verbose = verbose
+        self.resume = resume
 
     def on_train_begin(self, logs=None):
         os.makedirs(self.out_dir, exist_ok=True)
@@ -61,7 +64,7 @@ class SampleGrid(keras.callbacks.Callback):
             loss = logs.get("step_loss", logs.get("loss"))
             print(f"\nIter: {step}\nLoss: {float(loss):.4}\n", flush=True)
         path = os.path.join(self.out_dir, f"{index:03d}.png")
-        if os.path.exists(path):
+        if self.resume and os.path.exists(path):
             return
         prob, _ = self.model.decode(self.noise(index, self.model.z_dim))
         save_grid(np.asarray(prob), path)

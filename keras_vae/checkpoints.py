@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 import zipfile
 
 import numpy as np
@@ -76,12 +77,16 @@ def list_checkpoints(directory):
     return sorted(found)
 
 
-def load_latest(directory, warn=print):
+def load_latest(directory, warn=None):
     """The newest usable checkpoint in `directory` and its model, or None if none.
 
     A checkpoint whose record cannot be read, whose `.keras` file is missing,
     does not match its hash (truncated, overwritten) or does not load is
     skipped with a warning, and the next older one is tried.
+
+    Args:
+        directory: str, the checkpoint directory.
+        warn: callable taking a message, or None: print to stderr.
 
     Returns:
         `(Checkpoint, model)`, or `None` when the directory holds no checkpoint.
@@ -89,6 +94,7 @@ def load_latest(directory, warn=print):
     Raises:
         CheckpointError: there are checkpoints, but none is usable.
     """
+    warn = warn or (lambda message: print(message, file=sys.stderr))
     found = list_checkpoints(directory)
     for step, json_path, keras_path in reversed(found):
         try:

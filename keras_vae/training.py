@@ -65,6 +65,9 @@ def train(
         overwrite: bool, a fresh run may replace the grids already in `out`.
         verbose: int, Keras' `fit` verbosity.
 
+    Turns on TensorFlow's op determinism for the process, so that the same
+    seed gives the same run.
+
     Returns:
         An `Outcome`.
 
@@ -110,7 +113,7 @@ def train(
         seed=config.seed, initial_step=start,
     )
     divergence, signals = StopOnDivergence(), StopOnSignal()
-    callbacks = [divergence, SampleGrid(out, every=config.sample_every, seed=config.seed)]
+    callbacks = [divergence, SampleGrid(out, every=config.sample_every, seed=config.seed, resume=True)]
     checkpointer = None
     if checkpoint_dir is not None:
         checkpointer = Checkpointer(

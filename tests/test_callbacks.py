@@ -61,6 +61,16 @@ def test_grid_noise_depends_on_seed_and_index_only():
     assert not np.array_equal(grid.noise(3, 100), grid.noise(4, 100))
 
 
+def test_resume_leaves_grids_on_disk_alone_and_default_overwrites(tmp_path):
+    (tmp_path / "000.png").write_bytes(b"earlier")
+    model = VAE()
+    for resume, expected_same in ((True, True), (False, False)):
+        grid = SampleGrid(tmp_path, every=10, seed=1, verbose=False, resume=resume)
+        grid.set_model(model)
+        grid._report(0, {})
+        assert ((tmp_path / "000.png").read_bytes() == b"earlier") is expected_same
+
+
 def test_save_grid_leaves_no_temporary(tmp_path):
     save_grid(np.zeros((16, 784), np.float32), tmp_path / "g.png")
     assert [p.name for p in tmp_path.iterdir()] == ["g.png"]

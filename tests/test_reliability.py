@@ -91,7 +91,7 @@ def test_a_truncated_newest_checkpoint_falls_back_to_the_previous(mnist_dir, tmp
         f.truncate(os.path.getsize(newest) // 2)
     run = run_keras_vae(*args, "--iters", 70)
     assert run.returncode == 0, run.stderr[-2000:]
-    assert "skipping the damaged checkpoint at step 60" in run.stdout
+    assert "skipping the damaged checkpoint at step 60" in run.stderr
     assert f"Resuming from {older} at step 30." in run.stdout
 
     for _, _, path in list_checkpoints(str(tmp_path / "ck")):
