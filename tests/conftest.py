@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -32,3 +33,11 @@ def run_keras_vae(*args, cwd=None, timeout=600):
         [sys.executable, "-m", "keras_vae", *map(str, args)],
         capture_output=True, text=True, cwd=cwd or REPO, env=env, timeout=timeout,
     )
+
+
+def make_batch(seed, n=64):
+    """`n` mostly-dark images in [0, 1] (like MNIST) and `n` noise draws for z."""
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, 784)).astype(np.float32)
+    x[x < 0.5] = 0.0
+    return x, rng.standard_normal((n, 100)).astype(np.float32)

@@ -10,16 +10,9 @@ import tensorflow as tf
 from keras_vae import parity
 from keras_vae.model import VAE
 from keras_vae.saving import load_model, save_model
+from tests.conftest import make_batch
 
 BATCH = 64
-
-
-def _batch(seed, n=BATCH):
-    rng = np.random.default_rng(seed)
-    x = rng.random((n, 784)).astype(np.float32)
-    x[x < 0.5] = 0.0  # mostly-dark images, like MNIST
-    eps = rng.standard_normal((n, 100)).astype(np.float32)
-    return x, eps
 
 
 def _numpy_losses(weights, x, eps):
@@ -48,7 +41,7 @@ def model():
 
 
 def test_loss_and_kl_match_the_formulas(model):
-    x, eps = _batch(1)
+    x, eps = make_batch(1)
     # Move the weights off their init so that the KL is not trivially small.
     rng = np.random.default_rng(2)
     weights = {
@@ -84,8 +77,8 @@ def test_variables_have_the_originals_names_and_shapes(model):
 
 
 def test_same_noise_gives_the_same_loss_and_other_noise_another(model):
-    x, eps = _batch(3)
-    _, other = _batch(4)
+    x, eps = make_batch(3)
+    _, other = make_batch(4)
     first = model.evaluate({"image": x, "noise": eps}, batch_size=BATCH, verbose=0)
     second = model.evaluate({"image": x, "noise": eps}, batch_size=BATCH, verbose=0)
     third = model.evaluate({"image": x, "noise": other}, batch_size=BATCH, verbose=0)
@@ -96,7 +89,7 @@ def test_same_noise_gives_the_same_loss_and_other_noise_another(model):
 
 @pytest.mark.parametrize("form", ["x", "x_y", "x_y_weight", "dict"])
 def test_fit_accepts_each_data_form(model, form):
-    x, eps = _batch(5, n=4 * BATCH)
+    x, eps = make_batch(5, n=4 * BATCH)
     y = np.arange(len(x)) % 10
     data = {
         "x": {"x": x},
@@ -113,7 +106,7 @@ def test_fit_accepts_each_data_form(model, form):
 
 
 def test_sample_weight_weights_each_example(model):
-    x, eps = _batch(6)
+    x, eps = make_batch(6)
     inputs = {"image": x, "noise": eps}
     labels = np.zeros(BATCH)  # Keras passes sample_weight on only beside labels
     plain = model.evaluate(inputs, batch_size=BATCH, verbose=0, return_dict=True)
@@ -134,13 +127,13 @@ def test_sample_weight_weights_each_example(model):
 
 
 def test_sampled_noise_differs_between_steps(model):
-    x, _ = _batch(7)
+    x, _ = make_batch(7)
     losses = [float(model.test_step(x)["step_loss"]) for _ in range(3)]
     assert len(set(losses)) == 3
 
 
 def test_seed_makes_init_and_noise_reproducible():
-    x, _ = _batch(8)
+    x, _ = make_batch(8)
 
     def run():
         keras.utils.set_random_seed(42)
@@ -153,7 +146,7 @@ def test_seed_makes_init_and_noise_reproducible():
 
 
 def test_methods_shapes_and_determinism(model):
-    x, _ = _batch(9, n=5)
+    x, _ = make_batch(9, n=5)
     z_mu, z_logvar = model.encode(x)
     assert z_mu.shape == (5, 100) and z_logvar.shape == (5, 100)
     prob, logits = model.decode(z_mu)
@@ -194,7 +187,7 @@ def test_set_tf1_weights_refuses_wrong_names_and_shapes(model):
 
 
 def test_keras_file_round_trips_weights_optimizer_and_noise(model, tmp_path):
-    x, _ = _batch(10, n=4 * BATCH)
+    x, _ = make_batch(10, n=4 * BATCH)
     model.fit(x, batch_size=BATCH, verbose=0)
     path = tmp_path / "vae.keras"
     save_model(model, path)

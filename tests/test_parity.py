@@ -8,6 +8,7 @@ import tensorflow as tf
 from keras_vae import parity
 from keras_vae.model import VAE
 from legacy_tf1.vae_tf1 import build_graph
+from tests.conftest import make_batch
 
 
 @pytest.fixture(scope="module")
@@ -18,15 +19,8 @@ def model():
     return vae
 
 
-def _batch(seed):
-    rng = np.random.default_rng(seed)
-    x = rng.random((64, 784)).astype(np.float32)
-    x[x < 0.5] = 0.0
-    return x, rng.standard_normal((64, 100)).astype(np.float32)
-
-
 def test_one_step_losses_and_gradients_are_bit_identical(model):
-    x, eps = _batch(0)
+    x, eps = make_batch(0)
     vae = build_graph(initial_values=parity.get_tf1_weights(model), feed_eps=True)
     with tf.compat.v1.Session(graph=vae.graph) as sess:
         sess.run(vae.init)
