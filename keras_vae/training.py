@@ -105,6 +105,7 @@ def train(
         start = checkpoint.step
         print(f"Resuming from {checkpoint.model_path} at step {start}.", flush=True)
     if start >= iters:
+        print(f"The run is at step {start} already (--iters {iters}): nothing to train.")
         return Outcome("completed", start, model)
 
     tf.config.experimental.enable_op_determinism()
