@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from keras_vae.data import DataError, load_mnist, read_idx, read_mnist, scale_pixels
 
@@ -181,6 +182,30 @@ def test_initial_step_resumes_the_same_stream(tmp_path, initial_step):
     full = [example_ids(b) for b in load_mnist("train", 4, tmp_path, seed=3).take(12)]
     resumed = load_mnist("train", 4, tmp_path, seed=3, initial_step=initial_step)
     assert [example_ids(b) for b in resumed.take(12 - initial_step)] == full[initial_step:]
+
+
+def test_length_is_known(tmp_path):
+    tiny_mnist(tmp_path)
+    assert load_mnist("train", 4, tmp_path, repeat=False).cardinality() == 3
+    assert load_mnist("train", 4, tmp_path, repeat=False, initial_step=1).cardinality() == 2
+    assert load_mnist("train", 4, tmp_path).cardinality() == tf.data.INFINITE_CARDINALITY
+
+
+def test_evaluate_on_one_pass_averages_the_real_batches_only(mnist_dir):
+    # Keras' evaluate() on a dataset of unknown length averaged in an empty
+    # step: 2/3 of the true loss for two batches.
+    import keras
+
+    from keras_vae.model import VAE
+
+    keras.utils.set_random_seed(0)
+    model = VAE()
+    model.compile()
+    ds = load_mnist("test[:2000]", 1000, mnist_dir, shuffle=False, repeat=False)
+    images = np.concatenate([b.numpy() for b in ds])
+    want = np.mean([float(model.compute_vae_loss(images[i : i + 1000])[0]) for i in (0, 1000)])
+    got = model.evaluate(ds, verbose=0, return_dict=True)["loss"]
+    assert got == pytest.approx(want, rel=0.01)
 
 
 def test_one_pass_shuffled(tmp_path):
