@@ -10,12 +10,13 @@ import os
 import signal
 import sys
 
+
 def positive_int(text):
     """argparse type: an integer >= 1."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
@@ -188,13 +189,12 @@ def run_sample(args):
 def run_export(args):
     from keras_vae.saving import load_model
 
-    _check_export_target(args.out, args.overwrite)
     load_model(args.model).export(args.out, overwrite=args.overwrite)
     print(f"Exported a SavedModel to {args.out}")
 
 
 def _check_export_target(path, overwrite):
-    """Fails before any work when the export would be refused at the end."""
+    """Fails before training when the export at its end would be refused."""
     if os.path.exists(path) and not overwrite:
         raise ValueError(
             f"{path} already exists. Choose another directory, or pass --overwrite "
