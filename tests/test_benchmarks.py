@@ -1,0 +1,22 @@
+"""Each benchmark runs a few steps, so that none can rot unseen."""
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+
+def test_bench_train_runs_and_reports_every_mode(tmp_path):
+    figures = tmp_path / "bench.json"
+    run = subprocess.run(
+        [sys.executable, "benchmarks/bench_train.py", "--steps", "5", "--warmup", "2",
+         "--repeats", "1", "--spe", "5", "--json", str(figures)],
+        capture_output=True, text=True, cwd=REPO, timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    median = json.loads(figures.read_text())["median"]
+    assert set(median) == {"tf1", "faithful", "faithful-spe"}
+    for mode, values in median.items():
+        assert values["steps_per_s"] > 0 and values["peak_rss_mib"] > 100, mode
+        assert mode in run.stdout
