@@ -20,3 +20,17 @@ def test_bench_train_runs_and_reports_every_mode(tmp_path):
     for mode, values in median.items():
         assert values["steps_per_s"] > 0 and values["peak_rss_mib"] > 100, mode
         assert mode in run.stdout
+
+
+def test_bench_quality_runs_and_reports_both(tmp_path, mnist_dir):
+    figures = tmp_path / "quality.json"
+    run = subprocess.run(
+        [sys.executable, "benchmarks/bench_quality.py", "--data-dir", str(mnist_dir),
+         "--steps", "20", "--draws", "1", "--json", str(figures)],
+        capture_output=True, text=True, cwd=REPO, timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    neg_elbo = json.loads(figures.read_text())["neg_elbo"]
+    assert set(neg_elbo) == {"tf1", "faithful"}
+    # 20 steps from a random init: far from trained (~110) and far from 0.
+    assert all(150 < value < 800 for value in neg_elbo.values()), neg_elbo
