@@ -9,6 +9,7 @@ import keras
 import numpy as np
 
 from keras_vae.checkpoints import save_checkpoint
+from keras_vae.checks import check_count
 from keras_vae.grid import save_grid
 
 
@@ -38,8 +39,7 @@ class SampleGrid(keras.callbacks.Callback):
 
     def __init__(self, out_dir="out", every=1000, seed=None, verbose=True, resume=False):
         super().__init__()
-        if not isinstance(every, int) or isinstance(every, bool) or every < 1:
-            raise ValueError(f"`every` must be a positive integer. Received: every={every!r}")
+        check_count("every", every)
         self.out_dir = os.fspath(out_dir)
         self.every = every
         self.seed = int(np.random.randint(2**31)) if seed is None else seed

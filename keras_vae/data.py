@@ -31,6 +31,8 @@ import zlib
 
 import numpy as np
 
+from keras_vae.checks import check_count
+
 IMAGE_SIZE = 28
 IMAGE_PIXELS = IMAGE_SIZE * IMAGE_SIZE
 
@@ -263,8 +265,8 @@ def load_mnist(
         DataError: the data cannot be read or downloaded, or the split is
             unknown or empty.
     """
-    _check_count("batch_size", batch_size, minimum=1)
-    _check_count("initial_step", initial_step, minimum=0)
+    check_count("batch_size", batch_size, minimum=1)
+    check_count("initial_step", initial_step, minimum=0)
     if data_dir is None:
         images = _read_tfds(split, tfds_data_dir)
     else:
@@ -312,17 +314,6 @@ def load_mnist(
         deterministic=True,
     )
     return ds.prefetch(tf.data.AUTOTUNE)
-
-
-def _check_count(name, value, minimum):
-    """Raises a ValueError naming `name` unless `value` is an int >= `minimum`."""
-    if (
-        not isinstance(value, (int, np.integer))
-        or isinstance(value, bool)
-        or value < minimum
-    ):
-        kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise ValueError(f"Expected {name} to be {kind}. Received: {name}={value!r}")
 
 
 def _read_tfds(split, tfds_data_dir):

@@ -3,6 +3,7 @@
 import keras
 import tensorflow as tf
 
+from keras_vae.checks import check_count
 from keras_vae.losses import kl_divergence, reconstruction_loss
 from keras_vae.metrics import LastValue
 from keras_vae.optimizers import TF1Adam
@@ -45,10 +46,7 @@ class VAE(keras.Model):
     def __init__(self, x_dim=784, h_dim=128, z_dim=100, seed=None, **kwargs):
         super().__init__(**kwargs)
         for arg, value in (("x_dim", x_dim), ("h_dim", h_dim), ("z_dim", z_dim)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(
-                    f"`{arg}` must be a positive integer. Received: {arg}={value!r}"
-                )
+            check_count(arg, value)
         self.x_dim, self.h_dim, self.z_dim, self.seed = x_dim, h_dim, z_dim, seed
 
         # =============================== Q(z|X) ===============================
