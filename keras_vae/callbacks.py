@@ -4,6 +4,7 @@ clean stops on a signal or a diverged loss."""
 import math
 import os
 import signal
+import warnings
 
 import keras
 import numpy as np
@@ -46,6 +47,11 @@ class SampleGrid(keras.callbacks.Callback):
         self.verbose = verbose
         self.resume = resume
 
+    @property
+    def execution_boundaries(self):
+        """After step `i * every` (iterations `i * every + 1`): see `keras_vae.execution`."""
+        return [(self.every, 1 % self.every)]
+
     def on_train_begin(self, logs=None):
         os.makedirs(self.out_dir, exist_ok=True)
         self._steps_done = int(self.model.optimizer.iterations.numpy())
@@ -56,6 +62,12 @@ class SampleGrid(keras.callbacks.Callback):
         # The steps this call covers: one, unless steps_per_execution > 1.
         for step in range(first, self._steps_done):
             if step % self.every == 0:
+                if step != self._steps_done - 1:
+                    warnings.warn(
+                        f"SampleGrid: grid {step // self.every:03d} shows the model after "
+                        f"step {self._steps_done - 1}, not {step}: this call ran several "
+                        "steps. Train on keras_vae.load_mnist with steps_per_epoch, or "
+                        "with steps_per_execution=1, for exact grids.", stacklevel=2)
                 self._report(step, logs or {})
 
     def _report(self, step, logs):
@@ -90,6 +102,11 @@ class Checkpointer(keras.callbacks.Callback):
         self.every = every
         self.config = config or {}
 
+    @property
+    def execution_boundaries(self):
+        """After every `every`-th step: see `keras_vae.execution`."""
+        return [(self.every, 0)]
+
     def on_train_batch_end(self, batch, logs=None):
         step = int(self.model.optimizer.iterations.numpy())
         if step % self.every == 0 and not self.model.stop_training:
@@ -105,9 +122,10 @@ class Checkpointer(keras.callbacks.Callback):
 
 
 class StopOnDivergence(keras.callbacks.Callback):
-    """Stops training at the first step whose loss is NaN or infinite.
+    """Stops training when a loss is NaN or infinite.
 
-    `diverged_at` then holds that step (counted from 0, as `Iter:` counts).
+    `diverged_at` then holds the step (counted from 0, as `Iter:` counts):
+    the last step of the execution that found it, with steps_per_execution > 1.
     """
 
     diverged_at = None
@@ -120,7 +138,8 @@ class StopOnDivergence(keras.callbacks.Callback):
 
 
 class StopOnSignal(keras.callbacks.Callback):
-    """Turns SIGINT and SIGTERM into a stop at the next step boundary.
+    """Turns SIGINT and SIGTERM into a stop at the end of the running execution
+    (the current step, or up to `steps_per_execution` steps).
 
     The handlers are installed for the length of `fit` only; `received`
     then holds the signal's number, or None.

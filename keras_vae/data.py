@@ -280,27 +280,19 @@ def load_mnist(
 
     import tensorflow as tf
 
+    from keras_vae.stream import BatchStream, epoch_order
+
     if seed is None:
         seed = int(np.random.randint(2**31))  # follows keras.utils.set_random_seed
     n = len(images)
     pixels = tf.constant(images)  # (n, 784) uint8, kept once in memory
-
-    def epoch_order(epoch):
-        """Epoch `epoch`'s order: a permutation keyed by (seed, epoch) alone."""
-        if not shuffle:
-            return tf.range(n)
-        keys = tf.random.stateless_uniform(
-            [n], seed=tf.stack([tf.constant(seed, tf.int64), epoch]),
-            minval=None, maxval=None, dtype=tf.int64,
-        )
-        return tf.argsort(keys, stable=True)
 
     # The stream of example indices, epoch after epoch, from `initial_step`'s
     # first example: any step's batch is found without drawing the ones before.
     first_epoch, offset = divmod(initial_step * batch_size, n)
     epochs = tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max if repeat else first_epoch + 1)
     indices = epochs.flat_map(
-        lambda epoch: tf.data.Dataset.from_tensor_slices(epoch_order(epoch))
+        lambda epoch: tf.data.Dataset.from_tensor_slices(epoch_order(n, seed, shuffle, epoch))
     ).skip(offset)
     ds = indices.batch(batch_size)  # (batch,) indices
     # flat_map hides the length, and with an unknown length Keras'
@@ -313,7 +305,12 @@ def load_mnist(
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )
-    return ds.prefetch(tf.data.AUTOTUNE)
+    ds = ds.prefetch(tf.data.AUTOTUNE)
+    if repeat and batch_size <= n:
+        # The same batches, for `VAE.fit` to draw inside its training loop.
+        ds.keras_vae_stream = BatchStream(pixels, batch_size, seed, shuffle, initial_step,
+                                          scale_pixels)
+    return ds
 
 
 def _read_tfds(split, tfds_data_dir):

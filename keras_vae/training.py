@@ -5,7 +5,8 @@ import dataclasses
 import os
 import re
 
-TRAIN_SPLIT = "train[5000:]"  # read_data_sets' train split: the last 55,000
+TRAIN_SPLIT = "train[5000:]"
+STEPS_PER_EXECUTION = 100  # read_data_sets' train split: the last 55,000
 _GRID = re.compile(r"\d{3,}\.png$")
 
 
@@ -50,6 +51,7 @@ def train(
     checkpoint_every=1000,
     overwrite=False,
     verbose=1,
+    fast=False,
 ):
     """Trains to `iters` steps, resuming from `checkpoint_dir` when it holds a run.
 
@@ -64,6 +66,9 @@ def train(
         checkpoint_every: int, steps between checkpoints.
         overwrite: bool, a fresh run may replace the grids already in `out`.
         verbose: int, Keras' `fit` verbosity.
+        fast: bool, fast mode (`VAE.compile(fast=True)`): statistically the
+            original's training, not bit for bit. Call
+            `keras_vae.use_fast_threads()` before this for its full speed.
 
     Turns on TensorFlow's op determinism for the process, so that the same
     seed gives the same run.
@@ -82,8 +87,11 @@ def train(
     from keras_vae.callbacks import Checkpointer, SampleGrid, StopOnDivergence, StopOnSignal
     from keras_vae.checkpoints import load_latest
     from keras_vae.data import load_mnist
+    from keras_vae.execution import use_fast_threads
     from keras_vae.model import VAE
 
+    if fast:
+        use_fast_threads()  # before TensorFlow starts, below
     _writable_dir(out, "--out")
     resumed = None
     if checkpoint_dir is not None:
@@ -95,7 +103,6 @@ def train(
         config = RunConfig(seed, batch_size, h_dim, z_dim, sample_every)
         keras.utils.set_random_seed(seed)
         model = VAE(h_dim=h_dim, z_dim=z_dim, seed=seed)
-        model.compile()
         start = 0
     else:
         checkpoint, model = resumed
@@ -108,6 +115,10 @@ def train(
         print(f"The run is at step {start} already (--iters {iters}): nothing to train.")
         return Outcome("completed", start, model)
 
+    # Several steps per call into TensorFlow; the callbacks' steps still end
+    # calls (keras_vae.execution), so the bits are those of one step per call.
+    model.compile(optimizer=getattr(model, "optimizer", None), fast=fast,
+                  steps_per_execution=STEPS_PER_EXECUTION)
     tf.config.experimental.enable_op_determinism()
     dataset = load_mnist(
         config.split, batch_size=config.batch_size, data_dir=data_dir,
