@@ -56,6 +56,8 @@ def usable_stream(model, x, steps_per_epoch):
     stream = getattr(x, "keras_vae_stream", None)
     if stream is None or not steps_per_epoch or model.run_eagerly:
         return None
+    if stream.max_block() < (model.steps_per_execution or 1):
+        return None  # a dataset too small for blocks of steps_per_execution batches
     if tf.distribute.has_strategy():
         return None  # replicas each need their own batches: tf.data does that
     return stream
@@ -80,15 +82,17 @@ class InGraphFit:
     def __init__(self, model, stream):
         self.model, self.stream = model, stream
         self._run = tf.function(self._steps)
-        # Traced for any batch size, as the TF1 graph's placeholder was: with
-        # the batch size known, TensorFlow's graph optimizer changed the
-        # gradients' last bits.
-        self._step = tf.function(model.train_step, input_signature=[
-            tf.TensorSpec([None, stream.pixels.shape[1]], model.compute_dtype)])
 
     def _steps(self, n):
+        block = self.stream.next_block(n)  # (n, batch, 784)
+
         def body(i, logs):
-            return i + 1, self._step(self.stream.next_batch())
+            # The step is built for any batch size, as the TF1 graph's
+            # placeholder was: with the batch size known, the graph came out
+            # different, and the gradients' last bits too. The pixels need no
+            # check: uint8 times 1/255 lies in [0, 1].
+            x = tf.raw_ops.PlaceholderWithDefault(input=block[i], shape=[None, block.shape[-1]])
+            return i + 1, self.model.apply_step(x)
 
         logs = {m.name: m.result() for m in self.model.metrics}
         # One iteration at a time: a step reads the weights the last one wrote.

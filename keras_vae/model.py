@@ -237,7 +237,10 @@ class VAE(keras.Model):
 
     def train_step(self, data):
         x, noise, sample_weight = _unpack(data)
-        x = self._check_inputs(x, noise)
+        return self.apply_step(self._check_inputs(x, noise), noise, sample_weight)
+
+    def apply_step(self, x, noise=None, sample_weight=None):
+        """One training step on images already checked; returns the metrics."""
         losses, gradients = self.compute_gradients(x, noise, sample_weight)
         self.optimizer.apply(gradients, self.trainable_weights)
         return self._track(*losses)

@@ -21,12 +21,14 @@ def epoch_order(n, seed, shuffle, epoch):
 
 
 class BatchStream:
-    """The endless batch stream of `load_mnist(..., repeat=True)`, step by step.
+    """The endless batch stream of `load_mnist(..., repeat=True)`, in blocks.
 
     Batch `s` holds stream positions `s * batch_size` to `(s + 1) * batch_size
-    - 1`; position `p` is example `epoch_order(p // n)[p % n]`. The orders of
-    the two epochs a batch can touch are kept in a variable and recomputed
-    when the stream enters a new epoch.
+    - 1`; position `p` is example `epoch_order(p // n)[p % n]`. `next_block`
+    gathers the images of several batches at once, so that a training loop
+    spends one slice per step on its data. The orders of the two epochs a
+    block can touch are kept in a variable, recomputed when the stream enters
+    a new epoch.
 
     Args:
         pixels: uint8 tensor `(n, 784)`.
@@ -43,22 +45,30 @@ class BatchStream:
         self.n = int(pixels.shape[0])
         self._variables = None
 
+    def max_block(self):
+        """The most batches one block can hold: they may span two epochs, no more."""
+        return self.n // self.batch_size
+
     def start(self):
         """Rewinds to `initial_step`, as a fresh `tf.data` iterator would begin."""
         if self._variables is None:
             with tf.init_scope():
                 self._variables = (
                     tf.Variable(self.initial_step, dtype=tf.int64, trainable=False),
-                    tf.Variable(-1, dtype=tf.int64, trainable=False),  # epoch of orders[0]
+                    tf.Variable(-1, dtype=tf.int64, trainable=False),  # epoch of orders[:n]
                     tf.Variable(tf.zeros([2 * self.n], tf.int64), trainable=False),
                 )
         step, epoch, _ = self._variables
         step.assign(self.initial_step)
         epoch.assign(-1)
 
-    def next_batch(self):
-        """The next batch, float `(batch_size, 784)`; advances the stream by one step."""
+    def next_block(self, steps):
+        """The next `steps` batches, float `(steps, batch_size, 784)`; advances the stream.
+
+        `steps` (a scalar tensor) is at most `max_block()`.
+        """
         step, epoch, orders = self._variables
+        steps = tf.cast(steps, tf.int64)
         first = step * self.batch_size
         first_epoch = first // self.n
 
@@ -71,9 +81,10 @@ class BatchStream:
 
         held = tf.cond(tf.equal(epoch, first_epoch), lambda: tf.identity(epoch), refill)
         with tf.control_dependencies([held]):
-            offsets = first - first_epoch * self.n + tf.range(self.batch_size, dtype=tf.int64)
-            batch = tf.gather(self.pixels, tf.gather(orders, offsets))
-        with tf.control_dependencies([batch]):
-            advanced = step.assign_add(1)
+            start = first - first_epoch * self.n
+            examples = orders[start:start + steps * self.batch_size]
+            block = tf.gather(self.pixels, examples)
+        with tf.control_dependencies([block]):
+            advanced = step.assign_add(steps)
         with tf.control_dependencies([advanced]):
-            return self.scale(batch)
+            return tf.reshape(self.scale(block), [steps, self.batch_size, -1])
