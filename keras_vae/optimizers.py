@@ -71,25 +71,44 @@ class TF1Adam(keras.optimizers.Optimizer):
     def update_step(self, gradient, variable, learning_rate):
         """Runs TF1's fused Adam kernel on one variable."""
         index = self._get_variable_index(variable)
-        dtype = variable.dtype
+        scalars = self._scalars or self._adam_scalars(learning_rate, variable.dtype)
         tf.raw_ops.ResourceApplyAdam(
             var=_handle(variable),
             m=_handle(self._m[index]),
             v=_handle(self._v[index]),
-            beta1_power=tf.cast(self._beta_1_power, dtype),
-            beta2_power=tf.cast(self._beta_2_power, dtype),
-            lr=tf.cast(learning_rate, dtype),
-            beta1=tf.cast(self.beta_1, dtype),
-            beta2=tf.cast(self.beta_2, dtype),
-            epsilon=tf.cast(self.epsilon, dtype),
             grad=gradient,
             use_locking=False,
+            **scalars,
         )
 
+    def _adam_scalars(self, learning_rate, dtype):
+        """The kernel's scalar inputs: the beta powers, lr, beta1, beta2, epsilon."""
+        return {
+            "beta1_power": tf.cast(self._beta_1_power, dtype),
+            "beta2_power": tf.cast(self._beta_2_power, dtype),
+            "lr": tf.cast(learning_rate, dtype),
+            "beta1": tf.cast(self.beta_1, dtype),
+            "beta2": tf.cast(self.beta_2, dtype),
+            "epsilon": tf.cast(self.epsilon, dtype),
+        }
+
+    _scalars = None
+
     def _backend_apply_gradients(self, grads, trainable_variables):
+        # The scalars are read once for all ten variables (fewer small ops
+        # per step), except under a distribution strategy, whose updates run
+        # per device.
+        if not tf.distribute.has_strategy() and not self.gradient_accumulation_steps:
+            dtypes = {v.dtype for v in trainable_variables}
+            if len(dtypes) == 1:
+                self._scalars = self._adam_scalars(self._get_current_learning_rate(),
+                                                   dtypes.pop())
+        try:
+            super()._backend_apply_gradients(grads, trainable_variables)
+        finally:
+            self._scalars = None
         # After all variables are updated, advance the powers as TF1's
         # `_finish` does.
-        super()._backend_apply_gradients(grads, trainable_variables)
         self._beta_1_power.assign(self._beta_1_power * self.beta_1)
         self._beta_2_power.assign(self._beta_2_power * self.beta_2)
 
