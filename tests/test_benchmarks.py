@@ -7,16 +7,18 @@ import sys
 from tests.conftest import REPO
 
 
-def test_bench_train_runs_and_reports_every_mode(tmp_path):
+def test_bench_train_runs_and_reports_every_mode(tmp_path, mnist_dir):
     figures = tmp_path / "bench.json"
     run = subprocess.run(
-        [sys.executable, "benchmarks/bench_train.py", "--steps", "5", "--warmup", "2",
-         "--repeats", "1", "--spe", "5", "--json", str(figures)],
+        [sys.executable, "benchmarks/bench_train.py", "--data-dir", str(mnist_dir),
+         "--steps", "5", "--warmup", "2", "--script-iters", "3", "--repeats", "1",
+         "--json", str(figures)],
         capture_output=True, text=True, cwd=REPO, timeout=600,
     )
     assert run.returncode == 0, run.stderr[-3000:]
     median = json.loads(figures.read_text())["median"]
-    assert set(median) == {"tf1", "faithful", "faithful-spe"}
+    assert set(median) == {"tf1", "keras-spe1", "faithful", "fast",
+                           "tf1-script", "cli", "cli-fast"}
     for mode, values in median.items():
         assert values["steps_per_s"] > 0 and values["peak_rss_mib"] > 100, mode
         assert mode in run.stdout
@@ -31,6 +33,6 @@ def test_bench_quality_runs_and_reports_both(tmp_path, mnist_dir):
     )
     assert run.returncode == 0, run.stderr[-3000:]
     neg_elbo = json.loads(figures.read_text())["neg_elbo"]
-    assert set(neg_elbo) == {"tf1", "faithful"}
+    assert set(neg_elbo) == {"tf1", "faithful", "fast"}
     # 20 steps from a random init: far from trained (~110) and far from 0.
     assert all(150 < value < 800 for value in neg_elbo.values()), neg_elbo

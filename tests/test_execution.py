@@ -1,0 +1,149 @@
+"""fit's fast path: in-graph batches, planned executions, fast mode."""
+
+import subprocess
+import sys
+import warnings
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_vae.callbacks import Checkpointer, SampleGrid
+from keras_vae.data import load_mnist
+from keras_vae.execution import plan
+from keras_vae.model import VAE
+from tests.conftest import REPO
+from tests.test_data import FILES, idx_bytes, write_gz
+
+
+def _mnist(directory, n=2000, seed=0):
+    """`n` random 28x28 training images (uint8) as IDX files."""
+    directory.mkdir(parents=True, exist_ok=True)
+    images = np.random.default_rng(seed).integers(0, 256, (n, 28, 28), np.uint8)
+    write_gz(directory / FILES["train_images"], idx_bytes(images))
+    write_gz(directory / FILES["train_labels"], idx_bytes(np.zeros(n, np.uint8)))
+    return directory
+
+
+@pytest.mark.parametrize("initial_step", [0, 13])
+def test_stream_blocks_are_the_datasets_batches(tmp_path, initial_step):
+    # 300 images in batches of 16: an epoch every 18.75 batches, so blocks
+    # and batches run across epoch ends.
+    ds = load_mnist("train", 16, _mnist(tmp_path, n=300), seed=4, initial_step=initial_step)
+    stream = ds.keras_vae_stream
+    stream.start()
+    next_block = tf.function(stream.next_block)
+    sizes = [1, 18, 5, 18, 18, 7, 18, 18, 2]  # 105 batches: over 5 epochs
+    blocks = np.concatenate([next_block(tf.constant(n)).numpy() for n in sizes])
+    expected = np.stack([b.numpy() for b in ds.take(sum(sizes))])
+    assert blocks.shape == expected.shape == (105, 16, 784)
+    assert np.array_equal(blocks, expected)
+
+
+def test_plan_ends_executions_at_every_boundary():
+    # Grids after steps 0, 5, ... (iterations 1, 6, ...), checkpoints at 4, 8.
+    executions = plan(0, 10, 4, [(5, 1), (4, 0)])
+    assert sum(executions) == 10 and max(executions) <= 4
+    ends = np.cumsum(executions).tolist()
+    assert {1, 6} <= set(ends) and {4, 8} <= set(ends) and ends[-1] == 10
+    assert plan(3, 10, 100, []) == [10]
+
+
+def _train(data, steps_per_execution, steps=40, every=6, out=None, epochs=1):
+    keras.utils.set_random_seed(2)
+    model = VAE(h_dim=32, z_dim=8, seed=2)
+    model.compile(steps_per_execution=steps_per_execution)
+    callbacks = [SampleGrid(out, every=every, seed=1, verbose=False)] if out else []
+    history = model.fit(data, steps_per_epoch=steps, epochs=epochs, verbose=0,
+                        callbacks=callbacks)
+    return model, history
+
+
+def test_in_graph_fit_has_the_bits_of_one_step_per_call(tmp_path):
+    ds = load_mnist("train", 16, _mnist(tmp_path / "data"), seed=4)
+    through_tf_data = ds.map(lambda x: x)  # a plain dataset: no stream
+    assert not hasattr(through_tf_data, "keras_vae_stream")
+    reference, ref_history = _train(through_tf_data, 1, out=tmp_path / "a")
+    for k, out in ((7, "b"), (100, "c")):
+        model, history = _train(ds, k, out=tmp_path / out)
+        assert int(model.optimizer.iterations.numpy()) == 40
+        for ours, theirs in zip(model.variables, reference.variables):
+            assert np.array_equal(np.asarray(ours), np.asarray(theirs)), ours.name
+        assert history.history == ref_history.history
+        # The grids of steps 0, 6, ..., 36 are those of one step per call.
+        grids = sorted(p.name for p in (tmp_path / out).iterdir())
+        assert grids == [f"{i:03d}.png" for i in range(7)]
+        for name in grids:
+            assert (tmp_path / out / name).read_bytes() == (tmp_path / "a" / name).read_bytes()
+
+
+def test_steps_per_epoch_is_exact_whatever_steps_per_execution(tmp_path):
+    ds = load_mnist("train", 16, _mnist(tmp_path), seed=4)
+    model, history = _train(ds, 7, steps=10, epochs=3)
+    assert int(model.optimizer.iterations.numpy()) == 30
+    assert len(history.history["loss"]) == 3
+
+
+def test_checkpoints_fall_on_their_steps_with_many_steps_per_call(tmp_path):
+    ds = load_mnist("train", 16, _mnist(tmp_path / "data"), seed=4)
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(int(self.model.optimizer.iterations.numpy()))
+
+    keras.utils.set_random_seed(2)
+    model = VAE(h_dim=32, z_dim=8, seed=2)
+    model.compile(steps_per_execution=50)
+    model.fit(ds, steps_per_epoch=40, verbose=0,
+              callbacks=[Checkpointer(str(tmp_path / "ck"), every=15), Record()])
+    assert {15, 30} <= set(seen) and seen[-1] == 40
+    assert sorted(p.name for p in (tmp_path / "ck").glob("*.keras")) == [
+        "ckpt-000000015.keras", "ckpt-000000030.keras"]
+
+
+def test_sample_grid_warns_when_a_call_skips_its_step(tmp_path):
+    model = VAE(h_dim=32, z_dim=8)
+    model.compile(steps_per_execution=4)
+    x = np.random.default_rng(0).random((64, 784)).astype(np.float32)
+    with pytest.warns(UserWarning, match="grid 000 shows the model after step 3, not 0"):
+        model.fit(x, batch_size=8, verbose=0,
+                  callbacks=[SampleGrid(tmp_path, every=100, verbose=False)])
+
+
+def test_progress_bar_counts_the_steps_run(tmp_path, capsys):
+    ds = load_mnist("train", 16, _mnist(tmp_path), seed=4)
+    model = VAE(h_dim=32, z_dim=8)
+    model.compile(steps_per_execution=7)
+    model.fit(ds, steps_per_epoch=10, verbose=2)
+    printed = capsys.readouterr().out
+    assert "10/10" in printed and "loss:" in printed and "14/" not in printed
+
+
+def test_fast_mode_warns_once_tensorflow_has_started(tmp_path):
+    model = VAE(h_dim=32, z_dim=8)
+    with pytest.warns(UserWarning, match="TF_NUM_INTRAOP_THREADS=1"):
+        model.compile(fast=True)
+    assert model.steps_per_execution == 100
+    ds = load_mnist("train", 16, _mnist(tmp_path), seed=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        history = model.fit(ds, steps_per_epoch=30, epochs=2, verbose=0)
+    assert int(model.optimizer.iterations.numpy()) == 60
+    losses = history.history["loss"]
+    assert np.isfinite(losses).all() and losses[1] < losses[0]
+    assert history.history["step_loss"][-1] > 0
+
+
+def test_fast_threads_when_set_before_tensorflow_starts():
+    code = (
+        "import keras_vae, tensorflow as tf\n"
+        "assert keras_vae.use_fast_threads()\n"
+        "t = tf.config.threading\n"
+        "print(t.get_intra_op_parallelism_threads(), t.get_inter_op_parallelism_threads())\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=REPO, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split() == ["1", "2"]
