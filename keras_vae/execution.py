@@ -56,8 +56,6 @@ def usable_stream(model, x, steps_per_epoch):
     stream = getattr(x, "keras_vae_stream", None)
     if stream is None or not steps_per_epoch or model.run_eagerly:
         return None
-    if stream.max_block() < (model.steps_per_execution or 1):
-        return None  # a dataset too small for blocks of steps_per_execution batches
     if tf.distribute.has_strategy():
         return None  # replicas each need their own batches: tf.data does that
     return stream
@@ -123,7 +121,10 @@ class InGraphFit:
     def fit(self, keras_fit, steps_per_epoch, epochs=1, initial_epoch=0, callbacks=None,
             verbose="auto", **kwargs):
         """Calls Keras' `fit` so that its calls into TensorFlow follow the plan."""
-        model, k = self.model, max(1, int(self.model.steps_per_execution or 1))
+        model = self.model
+        per_call = max(1, int(model.steps_per_execution or 1))  # Keras' unit of steps
+        # A block holds at most an epoch's worth of batches.
+        k = min(per_call, self.stream.max_block())
         callbacks = list(callbacks or [])
         boundaries = [b for c in callbacks for b in getattr(c, "execution_boundaries", ())]
         start = int(model.optimizer.iterations.numpy())
@@ -146,7 +147,7 @@ class InGraphFit:
         previous, model.train_function = model.train_function, train_function
         try:
             return keras_fit(
-                _placeholder_dataset(), steps_per_epoch=calls * k, epochs=epochs,
+                _placeholder_dataset(), steps_per_epoch=calls * per_call, epochs=epochs,
                 initial_epoch=initial_epoch, callbacks=[*callbacks, progress], verbose=0,
                 **{**kwargs, "shuffle": False},
             )

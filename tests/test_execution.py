@@ -13,7 +13,7 @@ from keras_vae.callbacks import Checkpointer, SampleGrid
 from keras_vae.data import load_mnist
 from keras_vae.execution import plan
 from keras_vae.model import VAE
-from tests.conftest import REPO
+from tests.conftest import REPO, run_keras_vae
 from tests.test_data import FILES, idx_bytes, write_gz
 
 
@@ -147,3 +147,23 @@ def test_fast_threads_when_set_before_tensorflow_starts():
                          cwd=REPO, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.split() == ["1", "2"]
+
+
+def test_blocks_never_exceed_an_epoch(tmp_path):
+    # 300 images in batches of 16: at most 18 batches a block, not 100.
+    ds = load_mnist("train", 16, _mnist(tmp_path, n=300), seed=4)
+    model, _ = _train(ds, 100, steps=45, out=tmp_path / "out")
+    assert int(model.optimizer.iterations.numpy()) == 45
+    assert len(list((tmp_path / "out").iterdir())) == 8  # steps 0, 6, ..., 42
+
+
+def test_cli_fast_mode_trains_and_writes_the_grids(tmp_path, mnist_dir):
+    run = run_keras_vae("train", "--fast", "--data-dir", mnist_dir,
+                        "--iters", 25, "--sample-every", 10, "--out", tmp_path / "out",
+                        "--seed", 1, "--verbose", 0)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "TensorFlow had already started" not in run.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "000.png", "001.png", "002.png"]
+    assert [line for line in run.stdout.splitlines() if line.startswith("Iter:")] == [
+        "Iter: 0", "Iter: 10", "Iter: 20"]
