@@ -258,7 +258,9 @@ def load_mnist(
             Defaults to `0`.
 
     Returns:
-        A `tf.data.Dataset` of float32 `(batch, 784)` batches in [0, 1].
+        A `tf.data.Dataset` of float32 `(batch, 784)` batches in [0, 1]. With
+        `repeat=True` it also carries `keras_vae_stream`, the same batches for
+        `VAE.fit` to draw inside its training loop (`keras_vae.stream`).
 
     Raises:
         ValueError: `batch_size` is not a positive integer.

@@ -125,6 +125,8 @@ class InGraphFit:
         per_call = max(1, int(model.steps_per_execution or 1))  # Keras' unit of steps
         # A block holds at most an epoch's worth of batches.
         k = min(per_call, self.stream.max_block())
+        if isinstance(callbacks, keras.callbacks.CallbackList):
+            callbacks = callbacks.callbacks
         callbacks = list(callbacks or [])
         boundaries = [b for c in callbacks for b in getattr(c, "execution_boundaries", ())]
         start = int(model.optimizer.iterations.numpy())
