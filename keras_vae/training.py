@@ -5,8 +5,8 @@ import dataclasses
 import os
 import re
 
-TRAIN_SPLIT = "train[5000:]"
-STEPS_PER_EXECUTION = 100  # read_data_sets' train split: the last 55,000
+TRAIN_SPLIT = "train[5000:]"  # read_data_sets' train split: the last 55,000
+STEPS_PER_EXECUTION = 100
 _GRID = re.compile(r"\d{3,}\.png$")
 
 
