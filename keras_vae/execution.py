@@ -92,7 +92,7 @@ class InGraphFit:
             # different, and the gradients' last bits too. The pixels need no
             # check: uint8 times 1/255 lies in [0, 1].
             x = tf.raw_ops.PlaceholderWithDefault(input=block[i], shape=[None, block.shape[-1]])
-            return i + 1, self.model.apply_step(x)
+            return i + 1, self.model.track(*self.model.update(x))
 
         logs = {m.name: m.result() for m in self.model.metrics}
         # One iteration at a time: a step reads the weights the last one wrote.
@@ -106,8 +106,7 @@ class InGraphFit:
         model = self.model
 
         def body(i, sums, last):
-            losses, gradients = model.compute_gradients(block[i])
-            model.optimizer.apply(gradients, model.trainable_weights)
+            losses = model.update(block[i])
             return i + 1, [s + loss for s, loss in zip(sums, losses)], losses[0]
 
         zeros = [tf.constant(0.0)] * 3

@@ -241,29 +241,33 @@ class VAE(keras.Model):
 
     def train_step(self, data):
         x, noise, sample_weight = _unpack(data)
-        return self.apply_step(self._check_inputs(x, noise), noise, sample_weight)
+        return self.track(*self.update(self._check_inputs(x, noise), noise, sample_weight))
 
-    def apply_step(self, x, noise=None, sample_weight=None):
-        """One training step on images already checked; returns the metrics."""
+    def update(self, x, noise=None, sample_weight=None):
+        """One optimizer step on images already checked; returns (vae_loss,
+        recon_loss, kl_loss), as `compute_gradients` does."""
         losses, gradients = self.compute_gradients(x, noise, sample_weight)
         self.optimizer.apply(gradients, self.trainable_weights)
-        return self._track(*losses)
+        return losses
 
     def test_step(self, data):
         x, noise, sample_weight = _unpack(data)
         x = self._check_inputs(x, noise)
-        return self._track(*self.compute_vae_loss(x, noise, sample_weight))
+        return self.track(*self.compute_vae_loss(x, noise, sample_weight))
 
     def track_sums(self, sums, steps, last_loss):
         """Adds `steps` steps' summed (loss, recon_loss, kl_loss) to the metrics
         at once (fast mode); `last_loss` is the latest step's. Returns the metrics."""
-        for tracker, total in zip(self.metrics[:3], sums):
+        for tracker, total in zip(
+            (self.loss_tracker, self.recon_loss_tracker, self.kl_loss_tracker), sums
+        ):
             tracker.total.assign_add(total)
             tracker.count.assign_add(tf.cast(steps, tracker.count.dtype))
         self.step_loss_tracker.update_state(last_loss)
         return {m.name: m.result() for m in self.metrics}
 
-    def _track(self, loss, recon_loss, kl_loss):
+    def track(self, loss, recon_loss, kl_loss):
+        """Adds one step's losses to the metrics; returns the metrics."""
         self.loss_tracker.update_state(loss)
         self.recon_loss_tracker.update_state(recon_loss)
         self.kl_loss_tracker.update_state(kl_loss)
