@@ -4,10 +4,9 @@ faithful and keras_vae fast.
     python benchmarks/bench_quality.py --data-dir ../shared/data/mnist --steps 10000
 
 Each trains on the original's split (`train[5000:]`) from the given seed for
-`--steps` steps, in its own process (fast mode sets TensorFlow's threads
-before it starts); each is then scored on all 10,000 test images, averaging
-`--draws` noise draws per image. Measured earlier for the TF1 graph on this
-data: 145.1 after 1,000 steps, 113.8 after 5,000, 109.9 after 10,000.
+`--steps` steps, in its own process; each is then scored on all 10,000 test
+images, averaging `--draws` noise draws per image. Measured earlier for the
+TF1 graph on this data: 145.1 after 1,000 steps, 113.8 after 5,000, 109.9 after 10,000.
 """
 
 import argparse
@@ -46,10 +45,6 @@ def tf1_elbo(data_dir, steps, seed, draws):
 
 def keras_elbo(data_dir, steps, seed, draws, fast=False):
     """Trains keras_vae `steps` steps through fit; its test negative ELBO."""
-    if fast:
-        from keras_vae.execution import use_fast_threads
-
-        use_fast_threads()
     import keras
     import numpy as np
 

@@ -15,7 +15,7 @@ Training loops, timed after `--warmup` steps:
   one step per call into TensorFlow;
 - faithful: the same with `compile(steps_per_execution=100)`: batches drawn
   in-graph, 100 steps per call, the same bits (what `keras-vae train` runs);
-- fast: `use_fast_threads()` then `compile(fast=True)` (`keras-vae train --fast`).
+- fast: `compile(fast=True)`, the loop compiled by XLA (`keras-vae train --fast`).
 
 Whole commands, `--script-iters` steps each, timed from start to exit (so
 including start-up and data loading); peak RSS of the process:
@@ -42,10 +42,6 @@ def measure(mode, data_dir, warmup, steps):
     """Runs `steps` timed steps of `mode` after `warmup`; returns steps/s and peak RSS."""
     import numpy as np
 
-    if mode == "fast":
-        from keras_vae.execution import use_fast_threads
-
-        use_fast_threads()
     import tensorflow as tf
 
     if mode == "tf1":

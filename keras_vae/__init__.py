@@ -15,7 +15,6 @@ _EXPORTS = {
     "load_model": "keras_vae.saving",
     "save_model": "keras_vae.saving",
     "load_mnist": "keras_vae.data",
-    "use_fast_threads": "keras_vae.execution",
     "DataError": "keras_vae.data",
     "reconstruction_loss": "keras_vae.losses",
     "kl_divergence": "keras_vae.losses",

@@ -94,21 +94,17 @@ class VAE(keras.Model):
                 the original's `tf.train.AdamOptimizer()` with its arithmetic.
             fast: bool. `True`: fast mode, for training that is statistically
                 the original's but not bit for bit: `steps_per_execution`
-                defaults to 100 and TensorFlow runs each kernel on one thread,
-                two kernels at a time (see `keras_vae.use_fast_threads`); on
-                `load_mnist` data the step graph knows the batch size and
-                the metrics are updated once per execution.
+                defaults to 100, and on `load_mnist` data each execution's
+                steps run as one XLA-compiled loop, their noise drawn at once.
                 Defaults to `False`: faithful, the TF1 graph's bits.
             **kwargs: passed to `keras.Model.compile`. `jit_compile` defaults
-                to `False`: XLA changes the arithmetic, and on a 2-core CPU it
-                ran this model at half the speed. For speed with the same
-                bits, pass `steps_per_execution=100`.
+                to `False`: XLA changes the arithmetic, and Keras' own XLA
+                step, which draws the noise inside XLA, ran this model at half
+                the speed on a 2-core CPU. For speed with the same bits, pass
+                `steps_per_execution=100`.
         """
         kwargs.setdefault("jit_compile", False)
         if fast:
-            from keras_vae.execution import use_fast_threads
-
-            use_fast_threads()
             kwargs.setdefault("steps_per_execution", 100)
         self.__dict__["_fast"] = fast  # untracked; read by fit
         super().compile(optimizer=optimizer or TF1Adam(), **kwargs)

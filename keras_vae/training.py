@@ -67,8 +67,7 @@ def train(
         overwrite: bool, a fresh run may replace the grids already in `out`.
         verbose: int, Keras' `fit` verbosity.
         fast: bool, fast mode (`VAE.compile(fast=True)`): statistically the
-            original's training, not bit for bit. Call
-            `keras_vae.use_fast_threads()` before this for its full speed.
+            original's training, not bit for bit.
 
     Turns on TensorFlow's op determinism for the process, so that the same
     seed gives the same run.
@@ -87,11 +86,8 @@ def train(
     from keras_vae.callbacks import Checkpointer, SampleGrid, StopOnDivergence, StopOnSignal
     from keras_vae.checkpoints import load_latest
     from keras_vae.data import load_mnist
-    from keras_vae.execution import use_fast_threads
     from keras_vae.model import VAE
 
-    if fast:
-        use_fast_threads()  # before TensorFlow starts, below
     _writable_dir(out, "--out")
     resumed = None
     if checkpoint_dir is not None:
