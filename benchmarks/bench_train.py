@@ -2,13 +2,9 @@
 
     python benchmarks/bench_train.py --data-dir ../shared/data/mnist
 
-Each measurement runs in a fresh process (so its peak RSS is its own), the
-modes strictly alternating, and repeats `--repeats` times; the table shows
-the medians and each mode's ratio to the TF1 reference of the same run, both
-as the ratio of the medians and as the median of the ratios within each
-repeat ("paired", steadier when the machine's speed drifts).
-
-Training loops, timed after `--warmup` steps:
+Training loops, all four built in one process after `--warmup` steps each,
+then timed in `--rounds` rounds of `--steps` steps each, the modes in turn
+(their order rotated each round), so that all see the same machine:
 - tf1: the original graph (legacy_tf1), `sess.run([solver, vae_loss])` with a
   `feed_dict` from `next_batch(64)`, as the original script ran;
 - keras-spe1: `VAE().compile()`, `fit` on `load_mnist`, Keras' default of
@@ -16,11 +12,17 @@ Training loops, timed after `--warmup` steps:
 - faithful: the same with `compile(steps_per_execution=100)`: batches drawn
   in-graph, 100 steps per call, the same bits (what `keras-vae train` runs);
 - fast: `compile(fast=True)`, the loop compiled by XLA (`keras-vae train --fast`).
+Each loop's peak RSS is measured apart, in a fresh process of its own.
 
 Whole commands, `--script-iters` steps each, timed from start to exit (so
-including start-up and data loading); peak RSS of the process:
+including start-up and data loading), the three in turn `--repeats` times;
+peak RSS of the process:
 - tf1-script: `python -m legacy_tf1.vae_tf1`, the reference script;
 - cli: `keras-vae train`; cli-fast: `keras-vae train --fast`.
+
+The table shows each mode's median and two ratios to the TF1 reference: the
+ratio of the medians, and "paired", the median of the ratios within each
+round (or repeat), steadier when the machine's speed drifts.
 """
 
 import argparse
@@ -38,12 +40,15 @@ LOOPS = ("tf1", "keras-spe1", "faithful", "fast")
 SCRIPTS = ("tf1-script", "cli", "cli-fast")
 
 
-def measure(mode, data_dir, warmup, steps):
-    """Runs `steps` timed steps of `mode` after `warmup`; returns steps/s and peak RSS."""
+def make_loop(mode, data_dir):
+    """Builds `mode`'s training; returns `run(n)`, which trains `n` more steps."""
     import numpy as np
-
     import tensorflow as tf
 
+    if data_dir:
+        images = None
+    else:
+        images = np.random.default_rng(0).random((55000, 784), np.float32)
     if mode == "tf1":
         from legacy_tf1 import input_data
         from legacy_tf1.vae_tf1 import build_graph
@@ -52,43 +57,54 @@ def measure(mode, data_dir, warmup, steps):
             train = input_data.read_data_sets(data_dir, one_hot=True, seed=0).train
             next_batch = lambda: train.next_batch(64)[0]  # noqa: E731
         else:
-            images = np.random.default_rng(0).random((55000, 784), np.float32)
             next_batch = lambda: images[np.random.randint(0, 55000 - 64):][:64]  # noqa: E731
         vae = build_graph(seed=0)
-        with tf.compat.v1.Session(graph=vae.graph) as sess:
-            sess.run(vae.init)
+        sess = tf.compat.v1.Session(graph=vae.graph)
+        sess.run(vae.init)
 
-            def run(n):
-                for _ in range(n):
-                    sess.run([vae.solver, vae.vae_loss], {vae.X: next_batch()})
+        def run(n):
+            for _ in range(n):
+                sess.run([vae.solver, vae.vae_loss], {vae.X: next_batch()})
 
-            run(warmup)
-            start = time.perf_counter()
-            run(steps)
-            elapsed = time.perf_counter() - start
+        return run
+
+    import keras
+
+    from keras_vae.data import load_mnist
+    from keras_vae.model import VAE
+
+    keras.utils.set_random_seed(0)
+    model = VAE(seed=0)
+    if mode == "fast":
+        model.compile(fast=True)
     else:
-        import keras
+        model.compile(steps_per_execution=100 if mode == "faithful" else 1)
+    if data_dir:
+        dataset = load_mnist(data_dir=data_dir, seed=0)
+    else:
+        dataset = tf.data.Dataset.from_tensor_slices(images).repeat().batch(64)
+    return lambda n: model.fit(dataset, steps_per_epoch=n, verbose=0, shuffle=False)
 
-        from keras_vae.data import load_mnist
-        from keras_vae.model import VAE
 
-        keras.utils.set_random_seed(0)
-        model = VAE(seed=0)
-        if mode == "fast":
-            model.compile(fast=True)
-        else:
-            model.compile(steps_per_execution=100 if mode == "faithful" else 1)
-        if data_dir:
-            dataset = load_mnist(data_dir=data_dir, seed=0)
-        else:
-            images = np.random.default_rng(0).random((55000, 784), np.float32)
-            dataset = tf.data.Dataset.from_tensor_slices(images).repeat().batch(64)
-        model.fit(dataset, steps_per_epoch=warmup, verbose=0, shuffle=False)
-        start = time.perf_counter()
-        model.fit(dataset, steps_per_epoch=steps, verbose=0, shuffle=False)
-        elapsed = time.perf_counter() - start
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"steps_per_s": steps / elapsed, "peak_rss_mib": peak_mib}
+def time_loops(data_dir, warmup, steps, rounds):
+    """Steps/s of each loop, one figure per round, the loops in turn."""
+    loops = {mode: make_loop(mode, data_dir) for mode in LOOPS}
+    for run in loops.values():
+        run(warmup)
+    speeds = {mode: [] for mode in LOOPS}
+    for round_ in range(rounds):
+        shift = round_ % len(LOOPS)
+        for mode in LOOPS[shift:] + LOOPS[:shift]:
+            start = time.perf_counter()
+            loops[mode](steps)
+            speeds[mode].append(steps / (time.perf_counter() - start))
+    return speeds
+
+
+def loop_peak_rss(mode, data_dir, steps):
+    """Peak RSS (MiB) of a fresh process that trains `mode` for `steps` steps."""
+    make_loop(mode, data_dir)(steps)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_script(mode, data_dir, iters, env):
@@ -117,45 +133,63 @@ def run_script(mode, data_dir, iters, env):
     return {"steps_per_s": iters / elapsed, "peak_rss_mib": usage.ru_maxrss / 1024}
 
 
+def _child(args, env, *child_args):
+    """Runs this script as a child with `child_args`; its JSON answer."""
+    command = [sys.executable, __file__, *child_args, "--steps", str(args.steps),
+               "--warmup", str(args.warmup), "--rounds", str(args.rounds)]
+    if args.data_dir:
+        command += ["--data-dir", args.data_dir]
+    run = subprocess.run(command, capture_output=True, text=True, env=env)
+    if run.returncode != 0:
+        raise RuntimeError(f"{' '.join(child_args)} failed: {run.stderr[-2000:]}")
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", help="MNIST IDX files; default: synthetic data "
                         "(and no whole-command measurements)")
-    parser.add_argument("--steps", type=int, default=3000, help="timed steps (default: 3000)")
+    parser.add_argument("--steps", type=int, default=1000,
+                        help="timed steps of each loop in each round (default: 1000)")
+    parser.add_argument("--rounds", type=int, default=7, help="default: 7")
     parser.add_argument("--warmup", type=int, default=300, help="default: 300")
     parser.add_argument("--script-iters", type=int, default=3000,
                         help="steps of each whole command (default: 3000; 0 skips them)")
-    parser.add_argument("--repeats", type=int, default=3, help="default: 3")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="runs of each whole command (default: 3)")
     parser.add_argument("--json", default="bench_train.json", help="where to write the figures")
-    parser.add_argument("--child", choices=LOOPS, help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=("loops", *LOOPS), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child == "loops":
+        print(json.dumps(time_loops(args.data_dir, args.warmup, args.steps, args.rounds)))
+        return 0
     if args.child:
-        print(json.dumps(measure(args.child, args.data_dir, args.warmup, args.steps)))
+        print(json.dumps(loop_peak_rss(args.child, args.data_dir, args.warmup + args.steps)))
         return 0
 
-    modes = LOOPS + (SCRIPTS if args.data_dir and args.script_iters else ())
-    results = {mode: [] for mode in modes}
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    for repeat in range(args.repeats):
-        for mode in modes:
-            if mode in SCRIPTS:
+    speeds = _child(args, env, "--child", "loops")
+    peak_rss = {mode: _child(args, env, "--child", mode) for mode in LOOPS}
+    # As runs, for the summary below: one per round.
+    results = {mode: [{"steps_per_s": v, "peak_rss_mib": peak_rss[mode]} for v in speeds[mode]]
+               for mode in LOOPS}
+    for mode in LOOPS:
+        print(f"{mode}: {', '.join(f'{v:.0f}' for v in speeds[mode])} steps/s", flush=True)
+    if args.data_dir and args.script_iters:
+        results.update({mode: [] for mode in SCRIPTS})
+        for repeat in range(args.repeats):
+            for mode in SCRIPTS:
                 results[mode].append(run_script(mode, args.data_dir, args.script_iters, env))
-            else:
-                command = [sys.executable, __file__, "--child", mode, "--steps", str(args.steps),
-                           "--warmup", str(args.warmup)]
-                if args.data_dir:
-                    command += ["--data-dir", args.data_dir]
-                run = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
-                results[mode].append(json.loads(run.stdout.strip().splitlines()[-1]))
-            print(f"repeat {repeat + 1}/{args.repeats} {mode}: "
-                  f"{results[mode][-1]['steps_per_s']:.0f} steps/s", flush=True)
+                print(f"repeat {repeat + 1}/{args.repeats} {mode}: "
+                      f"{results[mode][-1]['steps_per_s']:.0f} steps/s", flush=True)
 
     summary = {
         mode: {key: statistics.median(r[key] for r in runs) for key in runs[0]}
         for mode, runs in results.items()
     }
-    # The machines drift, so each ratio is also taken within its repeat,
-    # against the TF1 run just before it, and the median of those is shown.
+    # The machines drift, so each ratio is also taken within its round (or
+    # repeat), against the TF1 reference of the same round, and the median
+    # of those is shown.
     for mode, runs in results.items():
         reference = results["tf1-script" if mode in SCRIPTS else "tf1"]
         summary[mode]["paired_ratio"] = statistics.median(
@@ -170,8 +204,9 @@ def main(argv=None):
               f"{figures['peak_rss_mib'] / reference['peak_rss_mib']:>8.2f}")
     with open(args.json, "w") as f:
         json.dump({"args": vars(args), "median": summary, "runs": results}, f, indent=2)
-    print(f"\n(medians of {args.repeats}; loops: {args.steps} steps after {args.warmup}; "
-          f"commands: {args.script_iters} steps from start to exit, against tf1-script; "
+    print(f"\n(loops: medians of {args.rounds} rounds of {args.steps} steps after "
+          f"{args.warmup}, in one process; commands: medians of {args.repeats} runs of "
+          f"{args.script_iters} steps from start to exit, against tf1-script; "
           f"data: {args.data_dir or 'synthetic'}; figures in {args.json})")
     return 0
 

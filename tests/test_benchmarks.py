@@ -11,14 +11,16 @@ def test_bench_train_runs_and_reports_every_mode(tmp_path, mnist_dir):
     figures = tmp_path / "bench.json"
     run = subprocess.run(
         [sys.executable, "benchmarks/bench_train.py", "--data-dir", str(mnist_dir),
-         "--steps", "5", "--warmup", "2", "--script-iters", "3", "--repeats", "1",
+         "--steps", "5", "--rounds", "2", "--warmup", "2", "--script-iters", "3", "--repeats", "1",
          "--json", str(figures)],
         capture_output=True, text=True, cwd=REPO, timeout=600,
     )
     assert run.returncode == 0, run.stderr[-3000:]
-    median = json.loads(figures.read_text())["median"]
+    report = json.loads(figures.read_text())
+    median = report["median"]
     assert set(median) == {"tf1", "keras-spe1", "faithful", "fast",
                            "tf1-script", "cli", "cli-fast"}
+    assert len(report["runs"]["fast"]) == 2  # one figure per round
     for mode, values in median.items():
         assert values["steps_per_s"] > 0 and values["peak_rss_mib"] > 100, mode
         assert mode in run.stdout
