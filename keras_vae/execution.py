@@ -14,7 +14,7 @@ step, whatever `steps_per_execution` is.
 
 Fast mode (`compile(fast=True)`) runs the same loop compiled by XLA, with
 each execution's noise drawn at once before it: not the same bits, about
-twice the faithful loop's speed on two cores.
+2.2 to 2.7x the faithful loop's speed on two cores (bench_train).
 """
 
 import keras
