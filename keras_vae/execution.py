@@ -13,7 +13,7 @@ offset)` meaning "after every step at which `optimizer.iterations % period
 step, whatever `steps_per_execution` is.
 
 Fast mode (`compile(fast=True)`) runs the same loop compiled by XLA, with
-each execution's noise drawn at once before it: not the same bits, about
+each execution's noise drawn at once before it: not the same bits,
 2.2 to 2.7x the faithful loop's speed on two cores (bench_train).
 """
 
