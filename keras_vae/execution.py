@@ -65,7 +65,7 @@ class InGraphFit:
             x = tf.raw_ops.PlaceholderWithDefault(input=block[i], shape=[None, block.shape[-1]])
             return i + 1, self.model.track(*self.model.update(x))
 
-        logs = {m.name: m.result() for m in self.model.metrics}
+        logs = self.model.get_metrics_result()
         # One iteration at a time: a step reads the weights the last one wrote.
         loop = tf.while_loop(lambda i, _: i < n, body, (tf.constant(0), logs),
                              parallel_iterations=1)
@@ -122,7 +122,7 @@ class InGraphFit:
             if done["call"] == calls:
                 done["epoch"], done["call"] = done["epoch"] + 1, 0
             if n == 0:  # an epoch of fewer executions than the longest
-                return {m.name: m.result() for m in model.metrics}
+                return model.get_metrics_result()
             return self._run(tf.constant(n), tf.constant(k))
 
         model.optimizer.build(model.trainable_variables)

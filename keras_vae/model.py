@@ -260,7 +260,7 @@ class VAE(keras.Model):
             tracker.total.assign_add(total)
             tracker.count.assign_add(tf.cast(steps, tracker.count.dtype))
         self.step_loss_tracker.update_state(last_loss)
-        return {m.name: m.result() for m in self.metrics}
+        return self.get_metrics_result()
 
     def track(self, loss, recon_loss, kl_loss):
         """Adds one step's losses to the metrics; returns the metrics."""
@@ -268,7 +268,7 @@ class VAE(keras.Model):
         self.recon_loss_tracker.update_state(recon_loss)
         self.kl_loss_tracker.update_state(kl_loss)
         self.step_loss_tracker.update_state(loss)
-        return {m.name: m.result() for m in self.metrics}
+        return self.get_metrics_result()
 
     def _check_inputs(self, x, noise):
         """`x`, once known to be images the model can take; else a clear error.
