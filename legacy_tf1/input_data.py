@@ -6,8 +6,11 @@ imported. This module keeps the part of it the script used:
 ``validation`` and ``test`` data sets whose ``next_batch`` shuffles and wraps
 around epochs exactly as TF1's did.
 
-The IDX files are read by ``keras_vae.data`` (one reader for the project);
-pixels are scaled with the original's rule, ``float32(pixel) * (1.0 / 255.0)``.
+It reads the four IDX `.gz` files and scales the pixels itself, the way
+`read_data_sets` did (big-endian header words, `uint8` pixels, then
+`float32(pixel) * (1.0 / 255.0)`), and imports nothing of `keras_vae`: it is
+the reference the port is checked against, so it shares none of the port's
+code.
 
 One deliberate difference: TF1 shuffled with NumPy's global generator
 (``numpy.random.shuffle``, seeded once from ``seed``). Here each data set owns
@@ -29,12 +32,18 @@ X_mb, y_mb = mnist.train.next_batch(64)  # (64, 784) float32, (64, 10)
 """
 
 import collections
+import gzip
+import os
 
 import numpy as np
 
-from keras_vae.data import read_mnist, scale_pixels
-
 NUM_CLASSES = 10
+
+# The files `read_data_sets` downloaded into `train_dir`.
+TRAIN_IMAGES = "train-images-idx3-ubyte.gz"
+TRAIN_LABELS = "train-labels-idx1-ubyte.gz"
+TEST_IMAGES = "t10k-images-idx3-ubyte.gz"
+TEST_LABELS = "t10k-labels-idx1-ubyte.gz"
 
 # TF1 returned this same namedtuple (tensorflow/contrib/learn/.../base.py).
 Datasets = collections.namedtuple("Datasets", ["train", "validation", "test"])
@@ -43,9 +52,12 @@ Datasets = collections.namedtuple("Datasets", ["train", "validation", "test"])
 class DataSet:
     """A set of examples served in shuffled minibatches, as TF1's ``DataSet``.
 
+    As TF1's, given uint8 images `[N, rows, cols, 1]` (what `extract_images`
+    reads) it flattens them to `[N, rows * cols]` and scales them to float32
+    in [0, 1]; other arrays are kept as given.
+
     Args:
-        images: array, the examples, first axis the example index. Stored as
-            given (``read_data_sets`` passes scaled float32 pixels).
+        images: array, the examples, first axis the example index.
         labels: array, one label (or one-hot row) per example.
         seed: int or None, seed of this data set's own
             ``numpy.random.RandomState``. Defaults to None (fresh entropy).
@@ -59,6 +71,10 @@ class DataSet:
                 "images and labels must hold the same number of examples. "
                 f"Received: images.shape={images.shape}, labels.shape={labels.shape}"
             )
+        if images.dtype == np.uint8 and images.ndim == 4:
+            images = images.reshape(images.shape[0], images.shape[1] * images.shape[2])
+            # From [0, 255] to [0.0, 1.0], multiplying as TF1 did (not / 255).
+            images = np.multiply(images.astype(np.float32), 1.0 / 255.0)
         self._images = images
         self._labels = labels
         self._num_examples = images.shape[0]
@@ -137,6 +153,45 @@ class DataSet:
         return self._images[start:end], self._labels[start:end]
 
 
+def _read32(stream):
+    """One big-endian uint32 word of an IDX header."""
+    word = stream.read(4)
+    if len(word) != 4:
+        raise ValueError(f"{stream.name}: the IDX header ends early")
+    return int(np.frombuffer(word, dtype=">u4")[0])
+
+
+def _read_payload(stream, size):
+    data = stream.read(size)
+    if len(data) != size:
+        raise ValueError(
+            f"{stream.name}: the header announces {size} bytes of data, the file "
+            f"holds {len(data)} (truncated?)"
+        )
+    return np.frombuffer(data, dtype=np.uint8)
+
+
+def extract_images(path):
+    """The images of an IDX `.gz` file as uint8 `[N, rows, cols, 1]`, as TF1 read them."""
+    with gzip.open(path, "rb") as stream:
+        magic = _read32(stream)
+        if magic != 2051:
+            raise ValueError(f"Invalid magic number {magic} in MNIST image file: {path}")
+        num_images, rows, cols = _read32(stream), _read32(stream), _read32(stream)
+        pixels = _read_payload(stream, num_images * rows * cols)
+    return pixels.reshape(num_images, rows, cols, 1)
+
+
+def extract_labels(path, one_hot=False, num_classes=NUM_CLASSES):
+    """The labels of an IDX `.gz` file: uint8 `[N]`, or one-hot rows."""
+    with gzip.open(path, "rb") as stream:
+        magic = _read32(stream)
+        if magic != 2049:
+            raise ValueError(f"Invalid magic number {magic} in MNIST label file: {path}")
+        labels = _read_payload(stream, _read32(stream))
+    return dense_to_one_hot(labels, num_classes) if one_hot else labels
+
+
 def dense_to_one_hot(labels_dense, num_classes=NUM_CLASSES):
     """Converts class labels `(N,)` to one-hot rows `(N, num_classes)` (float64, as TF1)."""
     labels_dense = np.asarray(labels_dense)
@@ -149,9 +204,9 @@ def read_data_sets(train_dir, one_hot=False, validation_size=5000, seed=None):
     """Reads MNIST from `train_dir` into train, validation and test data sets.
 
     As TF1's: the first `validation_size` of the 60,000 training images form
-    `validation`, the rest `train` (55,000 by default: TFDS' `train[5000:]`);
-    `test` is the 10,000 test images. Images are float32 `(N, 784)` in
-    `[0, 1]`; labels are uint8 `(N,)`, or float64 `(N, 10)` one-hot rows.
+    `validation`, the rest `train` (the last 55,000 by default); `test` is the
+    10,000 test images. Images are float32 `(N, 784)` in `[0, 1]`; labels are
+    uint8 `(N,)`, or float64 `(N, 10)` one-hot rows.
 
     Args:
         train_dir: str or path, directory holding the four MNIST IDX `.gz`
@@ -165,19 +220,18 @@ def read_data_sets(train_dir, one_hot=False, validation_size=5000, seed=None):
     Returns:
         A `Datasets(train, validation, test)` namedtuple of `DataSet`s.
     """
-    train_images, train_labels = read_mnist(train_dir, "train")
-    test_images, test_labels = read_mnist(train_dir, "test")
+    def path(name):
+        return os.path.join(os.fspath(train_dir), name)
+
+    train_images = extract_images(path(TRAIN_IMAGES))
+    train_labels = extract_labels(path(TRAIN_LABELS), one_hot=one_hot)
+    test_images = extract_images(path(TEST_IMAGES))
+    test_labels = extract_labels(path(TEST_LABELS), one_hot=one_hot)
     if not 0 <= validation_size <= len(train_images):
         raise ValueError(
             f"validation_size must be between 0 and {len(train_images)}. "
             f"Received: validation_size={validation_size}"
         )
-    if one_hot:
-        train_labels = dense_to_one_hot(train_labels)
-        test_labels = dense_to_one_hot(test_labels)
-
-    train_images = scale_pixels(train_images)
-    test_images = scale_pixels(test_images)
 
     validation = DataSet(train_images[:validation_size], train_labels[:validation_size], seed=seed)
     train = DataSet(train_images[validation_size:], train_labels[validation_size:], seed=seed)

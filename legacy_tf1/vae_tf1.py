@@ -44,7 +44,7 @@ rebuilds the ref-variable graph for such measurements.
 Run the original training loop (sample grids every 1000 iterations):
 
 ```
-python -m legacy_tf1.vae_tf1 --data-dir ../shared/data/mnist --iters 1000000 --out out/
+python -m legacy_tf1.vae_tf1 --data-dir MNIST_data --iters 1000000 --out out/
 ```
 """
 
@@ -56,8 +56,6 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-from keras_vae.data import DataError
-from keras_vae.parity import TF1_NAMES, check_tf1_weights
 from legacy_tf1 import input_data
 
 tf1 = tf.compat.v1
@@ -68,7 +66,11 @@ H_DIM = 128
 Z_DIM = 100
 MB_SIZE = 64
 
-VARIABLE_NAMES = TF1_NAMES  # the ten variables, in the order the original makes them
+# The ten variables, in the order the original makes them.
+VARIABLE_NAMES = (
+    "Q_W1", "Q_b1", "Q_W2_mu", "Q_b2_mu", "Q_W2_sigma", "Q_b2_sigma",
+    "P_W1", "P_b1", "P_W2", "P_b2",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,7 +168,7 @@ def build_graph(graph=None, initial_values=None, feed_eps=False, X_dim=X_DIM,
         "P_W2": [h_dim, X_dim], "P_b2": [X_dim],
     }
     if initial_values is not None:
-        initial_values = check_tf1_weights(initial_values, shapes)
+        initial_values = _check_initial_values(initial_values, shapes)
 
     def Variable(name, init):
         # tf.Variable(xavier_init(size)) in the original; `initial_values` wins.
@@ -263,6 +265,25 @@ def build_graph(graph=None, initial_values=None, feed_eps=False, X_dim=X_DIM,
         )
 
 
+def _check_initial_values(values, shapes):
+    """`values` as float32 arrays, once they are exactly `shapes`' names and shapes."""
+    missing = [name for name in shapes if name not in values]
+    unknown = sorted(set(values) - set(shapes))
+    if missing or unknown:
+        raise ValueError(
+            f"initial_values must hold exactly {list(shapes)}. "
+            f"Received: missing={missing}, unknown={unknown}"
+        )
+    arrays = {name: np.asarray(values[name], dtype=np.float32) for name in shapes}
+    for name, shape in shapes.items():
+        if arrays[name].shape != tuple(shape):
+            raise ValueError(
+                f"initial_values[{name!r}] must have shape {tuple(shape)}. "
+                f"Received: {arrays[name].shape}"
+            )
+    return arrays
+
+
 def plot(samples):
     """The original's 4x4 grid of 28x28 samples; returns the figure."""
     import matplotlib.gridspec as gridspec
@@ -308,7 +329,7 @@ def main(argv=None):
 
     try:
         mnist = input_data.read_data_sets(args.data_dir, one_hot=True, seed=args.seed)
-    except DataError as err:
+    except (OSError, EOFError, ValueError) as err:  # a missing, corrupt or foreign file
         print(f"error: {err}", file=sys.stderr)
         return 2
     mb_size = MB_SIZE

@@ -1,4 +1,5 @@
-"""Shared fixtures: where the real MNIST lives, and quiet TensorFlow logs."""
+"""Shared fixtures: MNIST files (synthetic, or the real ones for the few tests
+whose meaning depends on real digits), and quiet TensorFlow logs."""
 
 import os
 import subprocess
@@ -8,22 +9,51 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.mnist_files import write_synthetic_mnist
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
+REAL_MNIST = Path(
+    os.environ.get("KERAS_VAE_MNIST_DIR", REPO.parent / "shared" / "data" / "mnist")
+)
+
+
+def have_real_mnist():
+    return (REAL_MNIST / "train-images-idx3-ubyte.gz").is_file()
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test reaches the real MNIST only through `real_mnist_dir`, and only
+    when marked `real_mnist(reason=...)`; without the files it is skipped,
+    item by item, with that reason."""
+    for item in items:
+        marker = item.get_closest_marker("real_mnist")
+        needs = "real_mnist_dir" in item.fixturenames
+        if bool(marker) != needs:
+            raise pytest.UsageError(
+                f"{item.nodeid}: a test that uses the real_mnist_dir fixture must be "
+                "marked @pytest.mark.real_mnist(reason=...), and only such a test"
+            )
+        if marker and not marker.kwargs.get("reason"):
+            raise pytest.UsageError(f"{item.nodeid}: real_mnist needs a reason=...")
+        if marker and not have_real_mnist():
+            item.add_marker(pytest.mark.skip(
+                reason=f"real MNIST not found at {REAL_MNIST} (set KERAS_VAE_MNIST_DIR): "
+                + marker.kwargs["reason"]
+            ))
 
 
 @pytest.fixture(scope="session")
-def mnist_dir():
-    """The four real MNIST IDX .gz files; skips when this clone has none beside it."""
-    path = Path(os.environ.get("KERAS_VAE_MNIST_DIR", SHARED_MNIST))
-    if not (path / "train-images-idx3-ubyte.gz").is_file():
-        pytest.skip(
-            f"real MNIST not found at {path} (it sits in ../shared/data/mnist "
-            "beside the project's own checkouts; set KERAS_VAE_MNIST_DIR to point elsewhere)"
-        )
-    return path
+def real_mnist_dir():
+    """The four real MNIST IDX .gz files (for tests marked `real_mnist`)."""
+    return REAL_MNIST
+
+
+@pytest.fixture(scope="session")
+def synthetic_mnist_dir(tmp_path_factory):
+    """The four MNIST files in the IDX layout, of synthetic images."""
+    return write_synthetic_mnist(tmp_path_factory.mktemp("synthetic_mnist"))
 
 
 def run_keras_vae(*args, cwd=None, timeout=600):

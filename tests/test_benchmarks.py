@@ -7,10 +7,10 @@ import sys
 from tests.conftest import REPO
 
 
-def test_bench_train_runs_and_reports_every_mode(tmp_path, mnist_dir):
+def test_bench_train_runs_and_reports_every_mode(tmp_path, synthetic_mnist_dir):
     figures = tmp_path / "bench.json"
     run = subprocess.run(
-        [sys.executable, "benchmarks/bench_train.py", "--data-dir", str(mnist_dir),
+        [sys.executable, "benchmarks/bench_train.py", "--data-dir", str(synthetic_mnist_dir),
          "--steps", "5", "--rounds", "2", "--warmup", "2", "--script-iters", "3", "--repeats", "1",
          "--json", str(figures)],
         capture_output=True, text=True, cwd=REPO, timeout=600,
@@ -26,10 +26,10 @@ def test_bench_train_runs_and_reports_every_mode(tmp_path, mnist_dir):
         assert mode in run.stdout
 
 
-def test_bench_quality_runs_and_reports_both(tmp_path, mnist_dir):
+def test_bench_quality_runs_and_reports_both(tmp_path, synthetic_mnist_dir):
     figures = tmp_path / "quality.json"
     run = subprocess.run(
-        [sys.executable, "benchmarks/bench_quality.py", "--data-dir", str(mnist_dir),
+        [sys.executable, "benchmarks/bench_quality.py", "--data-dir", str(synthetic_mnist_dir),
          "--steps", "20", "--draws", "1", "--json", str(figures)],
         capture_output=True, text=True, cwd=REPO, timeout=600,
     )

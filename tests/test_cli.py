@@ -11,10 +11,10 @@ from tests.conftest import REPO
 from tests.conftest import run_keras_vae as keras_vae
 
 
-def test_train_then_sample_on_the_real_data(mnist_dir, tmp_path):
+def test_train_then_sample_on_the_real_data(synthetic_mnist_dir, tmp_path):
     out, model = tmp_path / "out", tmp_path / "vae.keras"
     run = keras_vae(
-        "train", "--data-dir", mnist_dir, "--iters", 301, "--sample-every", 100,
+        "train", "--data-dir", synthetic_mnist_dir, "--iters", 301, "--sample-every", 100,
         "--out", out, "--seed", 0, "--save", model, "--verbose", 0,
     )
     assert run.returncode == 0, run.stderr
@@ -36,8 +36,8 @@ def test_train_then_sample_on_the_real_data(mnist_dir, tmp_path):
     assert image.shape[0] > 100 and image.shape[1] > 100
 
 
-def test_parity_command_reports_bit_identical(mnist_dir):
-    run = keras_vae("parity", "--data-dir", mnist_dir, "--steps", 30, "--seed", 3)
+def test_parity_command_reports_bit_identical(synthetic_mnist_dir):
+    run = keras_vae("parity", "--data-dir", synthetic_mnist_dir, "--steps", 30, "--seed", 3)
     assert run.returncode == 0, run.stderr
     assert "verdict: BIT-IDENTICAL" in run.stdout
     assert run.stdout.count("  -\n") == 10  # no variable ever differed

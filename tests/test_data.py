@@ -13,28 +13,9 @@ import pytest
 import tensorflow as tf
 
 from keras_vae.data import DataError, load_mnist, read_idx, read_mnist, scale_pixels
+from tests.mnist_files import FILES, idx_bytes, write_gz
 
 REPO = Path(__file__).resolve().parents[1]
-FILES = {
-    "train_images": "train-images-idx3-ubyte.gz",
-    "train_labels": "train-labels-idx1-ubyte.gz",
-    "test_images": "t10k-images-idx3-ubyte.gz",
-    "test_labels": "t10k-labels-idx1-ubyte.gz",
-}
-
-
-def idx_bytes(array, magic=None, shape=None):
-    """An IDX file's bytes for a uint8 array; `magic`/`shape` override the header."""
-    array = np.asarray(array, np.uint8)
-    shape = array.shape if shape is None else shape
-    magic = 0x800 + len(shape) if magic is None else magic
-    header = magic.to_bytes(4, "big") + b"".join(n.to_bytes(4, "big") for n in shape)
-    return header + array.tobytes()
-
-
-def write_gz(path, data):
-    path.write_bytes(gzip.compress(data))
-    return path
 
 
 def tiny_mnist(directory, n=10, split="train"):
@@ -56,37 +37,40 @@ def example_ids(batch):
 
 
 @pytest.fixture(scope="module")
-def train(mnist_dir):
-    return read_mnist(mnist_dir, "train")
+def train(real_mnist_dir):
+    return read_mnist(real_mnist_dir, "train")
 
 
-def test_reads_all_four_real_files(mnist_dir):
+@pytest.mark.real_mnist(reason="checks the published files: their sizes and shapes")
+def test_reads_all_four_real_files(real_mnist_dir):
     for name in FILES.values():
-        array = read_idx(mnist_dir / name)
+        array = read_idx(real_mnist_dir / name)
         assert array.dtype == np.uint8
         n = 60000 if name.startswith("train") else 10000
         assert array.shape == ((n, 28, 28) if "images" in name else (n,))
 
 
-def test_real_split_sizes(mnist_dir, train):
+@pytest.mark.real_mnist(reason="checks the real splits' sizes and the original's 55,000")
+def test_real_split_sizes(real_mnist_dir, train):
     images, labels = train
     assert images.shape == (60000, 784) and labels.shape == (60000,)
     assert images.dtype == labels.dtype == np.uint8
-    test_images, test_labels = read_mnist(mnist_dir, "test")
+    test_images, test_labels = read_mnist(real_mnist_dir, "test")
     assert test_images.shape == (10000, 784) and test_labels.shape == (10000,)
-    assert len(read_mnist(mnist_dir, "train[:5000]")[0]) == 5000
+    assert len(read_mnist(real_mnist_dir, "train[:5000]")[0]) == 5000
 
     # The default split is the original's: the last 55,000 training images.
-    images_5000, labels_5000 = read_mnist(mnist_dir)
+    images_5000, labels_5000 = read_mnist(real_mnist_dir)
     assert images_5000.shape == (55000, 784)
     np.testing.assert_array_equal(images_5000, images[5000:])
     np.testing.assert_array_equal(labels_5000, labels[5000:])
 
-    last, last_labels = read_mnist(mnist_dir, "test[-1000:]")
+    last, last_labels = read_mnist(real_mnist_dir, "test[-1000:]")
     np.testing.assert_array_equal(last, test_images[9000:])
     np.testing.assert_array_equal(last_labels, test_labels[9000:])
 
 
+@pytest.mark.real_mnist(reason="checks MNIST's published pixel mean, deviation and label counts")
 def test_real_train_statistics(train):
     images, labels = train
     pixels = scale_pixels(images)
@@ -97,8 +81,9 @@ def test_real_train_statistics(train):
     assert np.bincount(labels, minlength=10).tolist() == counts
 
 
-def test_real_batches(mnist_dir, train):
-    batch = next(iter(load_mnist(data_dir=mnist_dir, seed=0)))
+@pytest.mark.real_mnist(reason="checks that batches are the real training images")
+def test_real_batches(real_mnist_dir, train):
+    batch = next(iter(load_mnist(data_dir=real_mnist_dir, seed=0)))
     assert batch.shape == (64, 784) and batch.dtype.name == "float32"
     # Every row is one of the 55,000 training images, scaled.
     rows = {row.tobytes() for row in scale_pixels(train[0][5000:])}
@@ -191,7 +176,7 @@ def test_length_is_known(tmp_path):
     assert load_mnist("train", 4, tmp_path).cardinality() == tf.data.INFINITE_CARDINALITY
 
 
-def test_evaluate_on_one_pass_averages_the_real_batches_only(mnist_dir):
+def test_evaluate_on_one_pass_averages_the_real_batches_only(synthetic_mnist_dir):
     # Keras' evaluate() on a dataset of unknown length averaged in an empty
     # step: 2/3 of the true loss for two batches.
     import keras
@@ -201,7 +186,7 @@ def test_evaluate_on_one_pass_averages_the_real_batches_only(mnist_dir):
     keras.utils.set_random_seed(0)
     model = VAE()
     model.compile()
-    ds = load_mnist("test[:2000]", 1000, mnist_dir, shuffle=False, repeat=False)
+    ds = load_mnist("test[:2000]", 1000, synthetic_mnist_dir, shuffle=False, repeat=False)
     images = np.concatenate([b.numpy() for b in ds])
     want = np.mean([float(model.compute_vae_loss(images[i : i + 1000])[0]) for i in (0, 1000)])
     got = model.evaluate(ds, verbose=0, return_dict=True)["loss"]

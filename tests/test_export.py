@@ -219,7 +219,7 @@ def test_killing_an_export_never_leaves_a_partial_target(trained, tmp_path):
             assert (target / "assets.extra" / "keras_vae.json").is_file()
 
 
-def test_cli_export_and_train_export(trained, tmp_path, mnist_dir):
+def test_cli_export_and_train_export(trained, tmp_path, synthetic_mnist_dir):
     _, root, _ = trained
     run = keras_vae("export", "--model", root / "vae.keras", "--out", tmp_path / "a")
     assert run.returncode == 0, run.stderr[-2000:]
@@ -227,7 +227,7 @@ def test_cli_export_and_train_export(trained, tmp_path, mnist_dir):
     again = keras_vae("export", "--model", root / "vae.keras", "--out", tmp_path / "a")
     assert again.returncode == 2 and "--overwrite" in again.stderr
     run = keras_vae(
-        "train", "--data-dir", mnist_dir, "--iters", 20, "--out", tmp_path / "grids",
+        "train", "--data-dir", synthetic_mnist_dir, "--iters", 20, "--out", tmp_path / "grids",
         "--export", tmp_path / "b", "--verbose", 0,
     )
     assert run.returncode == 0, run.stderr[-2000:]

@@ -1,7 +1,9 @@
 """Tests of legacy_tf1: the TF1 input_data stand-in, the graph builder, the script."""
 
+import gzip
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +12,7 @@ import numpy as np
 import pytest
 
 from legacy_tf1 import input_data
+from tests.mnist_files import FILES
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -100,8 +103,9 @@ def test_dense_to_one_hot():
 # --- input_data.read_data_sets on the real MNIST --------------------------------
 
 
-def test_read_data_sets_real_mnist(mnist_dir):
-    mnist = input_data.read_data_sets(str(mnist_dir), one_hot=True, seed=0)
+@pytest.mark.real_mnist(reason="checks read_data_sets' splits of the published files and their statistics")
+def test_read_data_sets_real_mnist(real_mnist_dir):
+    mnist = input_data.read_data_sets(str(real_mnist_dir), one_hot=True, seed=0)
     sizes = {"train": 55000, "validation": 5000, "test": 10000}
     for name, size in sizes.items():
         data = getattr(mnist, name)
@@ -123,6 +127,59 @@ def test_read_data_sets_real_mnist(mnist_dir):
     # next_batch serves real batches.
     X_mb, y_mb = mnist.train.next_batch(64)
     assert X_mb.shape == (64, 784) and y_mb.shape == (64, 10)
+
+
+# --- independence from the port -------------------------------------------------
+
+
+def test_the_reference_imports_nothing_of_keras_vae():
+    code = (
+        "import sys; sys.modules['keras_vae'] = None; "  # any import of keras_vae fails
+        "import legacy_tf1.input_data, legacy_tf1.vae_tf1"
+    )
+    run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+
+
+def _assert_both_data_paths_agree(directory):
+    """The reference's read_data_sets and the port's readers give the same bytes."""
+    from keras_vae.data import load_mnist, read_mnist, scale_pixels
+
+    mnist = input_data.read_data_sets(str(directory), seed=0)  # not shuffled before next_batch
+    for split, data in (("train[5000:]", mnist.train), ("train[:5000]", mnist.validation),
+                        ("test", mnist.test)):
+        images, labels = read_mnist(directory, split)
+        assert labels.tobytes() == data.labels.tobytes(), split
+        assert scale_pixels(images).tobytes() == data.images.tobytes(), split
+        # And scaled by TensorFlow, as load_mnist's batches are.
+        batches = load_mnist(split, 1000, directory, shuffle=False, repeat=False)
+        assert np.concatenate([b.numpy() for b in batches]).tobytes() == data.images.tobytes()
+    assert 0 < mnist.train.images.mean() < 0.5  # images, not zeros
+
+
+def test_both_data_paths_agree_on_synthetic_files(synthetic_mnist_dir):
+    _assert_both_data_paths_agree(synthetic_mnist_dir)
+
+
+@pytest.mark.real_mnist(reason="the two readers must agree on the published files themselves")
+def test_both_data_paths_agree_on_the_real_files(real_mnist_dir):
+    _assert_both_data_paths_agree(real_mnist_dir)
+
+
+@pytest.mark.parametrize("problem, message", [
+    ("magic", "Invalid magic number 2049 in MNIST image file"),
+    ("truncated", "truncated"),
+])
+def test_read_data_sets_refuses_a_bad_file(tmp_path, synthetic_mnist_dir, problem, message):
+    shutil.copytree(synthetic_mnist_dir, tmp_path, dirs_exist_ok=True)
+    images = tmp_path / FILES["train_images"]
+    if problem == "magic":  # a labels file where the images belong
+        shutil.copy(tmp_path / FILES["train_labels"], images)
+    else:
+        images.write_bytes(gzip.compress(gzip.decompress(images.read_bytes())[:-100]))
+    with pytest.raises(ValueError, match=message):
+        input_data.read_data_sets(str(tmp_path))
 
 
 # --- vae_tf1.build_graph --------------------------------------------------------
@@ -267,12 +324,12 @@ def test_build_graph_training_is_deterministic(tf1, vae_tf1):
 # --- python -m legacy_tf1.vae_tf1 ------------------------------------------------
 
 
-def test_script_end_to_end(mnist_dir, tmp_path):
+def test_script_end_to_end(synthetic_mnist_dir, tmp_path):
     out = tmp_path / "out"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + [p for p in [env.get("PYTHONPATH")] if p])
     result = subprocess.run(
-        [sys.executable, "-m", "legacy_tf1.vae_tf1", "--data-dir", str(mnist_dir),
+        [sys.executable, "-m", "legacy_tf1.vae_tf1", "--data-dir", str(synthetic_mnist_dir),
          "--iters", "1001", "--out", str(out), "--seed", "0"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -46,17 +46,17 @@ def test_decoder_is_bit_identical(model):
     np.testing.assert_array_equal(prob.numpy(), tf1_prob)
 
 
-def test_500_steps_through_fit_are_bit_identical(mnist_dir):
-    report = parity.compare_training(mnist_dir, steps=500, seed=0)
+def test_500_steps_through_fit_are_bit_identical(synthetic_mnist_dir):
+    report = parity.compare_training(synthetic_mnist_dir, steps=500, seed=0)
     assert report.identical, report.format()
     assert all(v.max_abs == 0 for v in report.variables)
     assert "verdict: BIT-IDENTICAL" in report.format()
 
 
-def test_the_comparison_sees_a_drift(mnist_dir):
+def test_the_comparison_sees_a_drift(synthetic_mnist_dir):
     # Keras' own Adam, even with TF1's epsilon: a different arithmetic.
     report = parity.compare_training(
-        mnist_dir, steps=20, seed=0,
+        synthetic_mnist_dir, steps=20, seed=0,
         compile_kwargs={"optimizer": keras.optimizers.Adam(epsilon=1e-8)},
     )
     assert not report.identical

@@ -76,13 +76,13 @@ def seed_graph(X_dim=784, z_dim=100, h_dim=128):
     return X, eps, vae_loss, solver, variables
 
 
-def test_seed_graph_and_fit_are_bit_identical_after_500_steps(mnist_dir):
+def test_seed_graph_and_fit_are_bit_identical_after_500_steps(synthetic_mnist_dir):
     keras.utils.set_random_seed(1)
     model = VAE()
     model.compile()
     initial = parity.get_tf1_weights(model)
 
-    images, _ = read_mnist(mnist_dir, "train[5000:]")
+    images, _ = read_mnist(synthetic_mnist_dir, "train[5000:]")
     rng = np.random.default_rng(1)
     order = rng.permutation(len(images))[: STEPS * mb_size]
     X_mb = scale_pixels(images[order]).reshape(STEPS, mb_size, 784)

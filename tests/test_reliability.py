@@ -18,9 +18,9 @@ from tests.conftest import REPO, run_keras_vae
 TRAIN = ("train", "--verbose", "0", "--seed", "5")
 
 
-def test_kill_9_three_times_then_resume_is_bit_identical(mnist_dir):
+def test_kill_9_three_times_then_resume_is_bit_identical(synthetic_mnist_dir):
     run = subprocess.run(
-        [sys.executable, "tools/kill_resume.py", "--data-dir", str(mnist_dir)],
+        [sys.executable, "tools/kill_resume.py", "--data-dir", str(synthetic_mnist_dir)],
         capture_output=True, text=True, cwd=REPO, timeout=900,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
@@ -29,9 +29,9 @@ def test_kill_9_three_times_then_resume_is_bit_identical(mnist_dir):
 
 
 @pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_a_signal_checkpoints_and_the_same_command_resumes(mnist_dir, tmp_path, signum, status):
+def test_a_signal_checkpoints_and_the_same_command_resumes(synthetic_mnist_dir, tmp_path, signum, status):
     command = [
-        sys.executable, "-m", "keras_vae", *TRAIN, "--data-dir", str(mnist_dir),
+        sys.executable, "-m", "keras_vae", *TRAIN, "--data-dir", str(synthetic_mnist_dir),
         "--iters", "100000", "--sample-every", "50", "--checkpoint-every", "1000",
         "--checkpoint-dir", str(tmp_path / "ck"), "--out", str(tmp_path / "out"),
     ]
@@ -69,11 +69,11 @@ def _checkpoint(directory, z_dim=100, logvar_bias=None):
     return save_checkpoint(model, str(directory), config)
 
 
-def test_divergence_stops_and_keeps_the_last_good_checkpoint(mnist_dir, tmp_path):
+def test_divergence_stops_and_keeps_the_last_good_checkpoint(synthetic_mnist_dir, tmp_path):
     # exp(88.5) * 100 latent dims overflows float32: the first loss is inf.
     good = _checkpoint(tmp_path / "ck", logvar_bias=88.5)
     before = open(good.model_path, "rb").read()
-    run = run_keras_vae(*TRAIN, "--data-dir", mnist_dir, "--iters", 50,
+    run = run_keras_vae(*TRAIN, "--data-dir", synthetic_mnist_dir, "--iters", 50,
                         "--checkpoint-dir", tmp_path / "ck", "--out", tmp_path / "out")
     assert run.returncode == 1
     assert "training diverged: the loss at step 0 is NaN or infinite" in run.stderr
@@ -82,8 +82,8 @@ def test_divergence_stops_and_keeps_the_last_good_checkpoint(mnist_dir, tmp_path
     assert open(good.model_path, "rb").read() == before
 
 
-def test_a_truncated_newest_checkpoint_falls_back_to_the_previous(mnist_dir, tmp_path):
-    args = (*TRAIN, "--data-dir", mnist_dir, "--checkpoint-every", 30,
+def test_a_truncated_newest_checkpoint_falls_back_to_the_previous(synthetic_mnist_dir, tmp_path):
+    args = (*TRAIN, "--data-dir", synthetic_mnist_dir, "--checkpoint-every", 30,
             "--checkpoint-dir", tmp_path / "ck", "--out", tmp_path / "out")
     assert run_keras_vae(*args, "--iters", 60).returncode == 0
     (_, _, older), (_, _, newest) = list_checkpoints(str(tmp_path / "ck"))
@@ -174,16 +174,16 @@ def test_unwritable_directories_exit_2(tmp_path, flag):
     assert f"Cannot write to {flag} {blocker / 'sub'}" in run.stderr
 
 
-def test_another_runs_grids_in_out_need_overwrite(mnist_dir, tmp_path):
+def test_another_runs_grids_in_out_need_overwrite(synthetic_mnist_dir, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "000.png").write_bytes(b"not ours")
     (out / ".gitkeep").write_text("")
-    run = run_keras_vae(*TRAIN, "--data-dir", mnist_dir, "--iters", 5, "--out", out)
+    run = run_keras_vae(*TRAIN, "--data-dir", synthetic_mnist_dir, "--iters", 5, "--out", out)
     assert run.returncode == 2
     assert "already holds 1 sample grids" in run.stderr and "--overwrite" in run.stderr
     assert (out / "000.png").read_bytes() == b"not ours"
-    run = run_keras_vae(*TRAIN, "--data-dir", mnist_dir, "--iters", 5, "--out", out,
+    run = run_keras_vae(*TRAIN, "--data-dir", synthetic_mnist_dir, "--iters", 5, "--out", out,
                         "--overwrite")
     assert run.returncode == 0, run.stderr[-2000:]
     assert (out / "000.png").read_bytes() != b"not ours" and (out / ".gitkeep").exists()
@@ -204,9 +204,9 @@ def test_nonsensical_flags_exit_2(args, message):
     assert run.returncode == 2 and message in run.stderr
 
 
-def test_a_checkpoint_of_another_configuration_is_refused(mnist_dir, tmp_path):
+def test_a_checkpoint_of_another_configuration_is_refused(synthetic_mnist_dir, tmp_path):
     _checkpoint(tmp_path / "ck", z_dim=100)
-    run = run_keras_vae(*TRAIN, "--data-dir", mnist_dir, "--iters", 5, "--z-dim", 20,
+    run = run_keras_vae(*TRAIN, "--data-dir", synthetic_mnist_dir, "--iters", 5, "--z-dim", 20,
                         "--checkpoint-dir", tmp_path / "ck", "--out", tmp_path / "out")
     assert run.returncode == 2
     assert "are of a run with --z-dim 100, not 20" in run.stderr
