@@ -52,6 +52,7 @@ def train(
     overwrite=False,
     verbose=1,
     fast=False,
+    callbacks=(),
 ):
     """Trains to `iters` steps, resuming from `checkpoint_dir` when it holds a run.
 
@@ -68,6 +69,8 @@ def train(
         verbose: int, Keras' `fit` verbosity.
         fast: bool, fast mode (`VAE.compile(fast=True)`): statistically the
             original's training, not bit for bit.
+        callbacks: Keras callbacks to run beside the run's own (grids,
+            checkpoints, clean stops), e.g. to record it.
 
     Turns on TensorFlow's op determinism for the process, so that the same
     seed gives the same run.
@@ -121,16 +124,17 @@ def train(
         seed=config.seed, initial_step=start,
     )
     divergence, signals = StopOnDivergence(), StopOnSignal()
-    callbacks = [divergence, SampleGrid(out, every=config.sample_every, seed=config.seed, resume=True)]
+    run_callbacks = [divergence, SampleGrid(out, every=config.sample_every, seed=config.seed,
+                                            resume=True)]
     checkpointer = None
     if checkpoint_dir is not None:
         checkpointer = Checkpointer(
             checkpoint_dir, every=checkpoint_every, config=dataclasses.asdict(config)
         )
-        callbacks.append(checkpointer)
-    callbacks.append(signals)
+        run_callbacks.append(checkpointer)
     model.fit(
-        dataset, epochs=1, steps_per_epoch=iters - start, callbacks=callbacks,
+        dataset, epochs=1, steps_per_epoch=iters - start,
+        callbacks=[*run_callbacks, signals, *callbacks],
         shuffle=False, verbose=verbose,
     )
     step = int(model.optimizer.iterations.numpy())

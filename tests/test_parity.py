@@ -1,5 +1,9 @@
 """Parity with the original TF1 graph (legacy_tf1), bit for bit."""
 
+import subprocess
+import sys
+import textwrap
+
 import keras
 import numpy as np
 import pytest
@@ -8,7 +12,7 @@ import tensorflow as tf
 from keras_vae import parity
 from keras_vae.model import VAE
 from legacy_tf1.vae_tf1 import build_graph
-from tests.conftest import make_batch
+from tests.conftest import REPO, make_batch, run_keras_vae
 
 
 @pytest.fixture(scope="module")
@@ -63,3 +67,50 @@ def test_the_comparison_sees_a_drift(synthetic_mnist_dir):
     assert report.loss_first_step is not None and report.loss_first_step >= 1
     assert all(v.first_step is not None and v.max_abs > 0 for v in report.variables)
     assert "verdict: DIFFERENT" in report.format()
+
+
+# The path `keras-vae train` runs. Each run is a process of its own: `train`
+# turns on TensorFlow's op determinism for the whole process.
+
+
+def test_keras_vae_train_is_bit_identical_after_every_call(synthetic_mnist_dir):
+    run = run_keras_vae("parity", "--data-dir", synthetic_mnist_dir, "--steps", 500)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    # Grids every 150 steps and checkpoints every 220 cut the calls of 100
+    # steps: after steps 1, 101, 151, 220, 301, 401, 440, 451 and 500.
+    assert ("verdict: BIT-IDENTICAL: all 10 variables after every one of 9 calls "
+            "(500 steps), and every loss") in run.stdout
+    assert run.stdout.count("  -\n") == 10  # no variable ever differed
+
+
+# One named op swapped in the port, the harness unchanged.
+SWAPS = {
+    "bias_add in decode": """
+        def decode(self, z):
+            z = tf.cast(z, self.compute_dtype)
+            h = tf.nn.relu(tf.nn.bias_add(tf.matmul(z, self.P_W1), self.P_b1))
+            logits = tf.nn.bias_add(tf.matmul(h, self.P_W2), self.P_b2)
+            return tf.nn.sigmoid(logits), logits
+
+        model.VAE.decode = decode
+    """,
+    "Keras' Adam": """
+        model.TF1Adam = lambda: keras.optimizers.Adam(epsilon=1e-8)
+    """,
+}
+
+
+@pytest.mark.parametrize("swap", SWAPS)
+def test_the_train_path_check_sees_one_swapped_op(synthetic_mnist_dir, swap):
+    code = "\n".join([
+        "import sys, keras, tensorflow as tf",
+        "from keras_vae import model",
+        textwrap.dedent(SWAPS[swap]),
+        "from keras_vae.cli import main",
+        "sys.exit(main(sys.argv[1:]))",
+    ])
+    run = subprocess.run(
+        [sys.executable, "-c", code, "parity", "--data-dir", str(synthetic_mnist_dir),
+         "--steps", "500"], capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "verdict: DIFFERENT" in run.stdout

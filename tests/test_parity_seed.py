@@ -84,7 +84,8 @@ def test_seed_graph_and_fit_are_bit_identical_after_500_steps(synthetic_mnist_di
 
     images, _ = read_mnist(synthetic_mnist_dir, "train[5000:]")
     rng = np.random.default_rng(1)
-    order = rng.permutation(len(images))[: STEPS * mb_size]
+    epochs = -(-STEPS * mb_size // len(images))
+    order = np.concatenate([rng.permutation(len(images)) for _ in range(epochs)])[: STEPS * mb_size]
     X_mb = scale_pixels(images[order]).reshape(STEPS, mb_size, 784)
     noise = rng.standard_normal((STEPS, mb_size, 100), dtype=np.float32)
 
