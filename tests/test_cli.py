@@ -11,7 +11,7 @@ from tests.conftest import REPO
 from tests.conftest import run_keras_vae as keras_vae
 
 
-def test_train_then_sample_on_the_real_data(synthetic_mnist_dir, tmp_path):
+def test_train_then_sample(synthetic_mnist_dir, tmp_path):
     out, model = tmp_path / "out", tmp_path / "vae.keras"
     run = keras_vae(
         "train", "--data-dir", synthetic_mnist_dir, "--iters", 301, "--sample-every", 100,
