@@ -237,7 +237,10 @@ class VAE(keras.Model):
 
     def train_step(self, data):
         x, noise, sample_weight = _unpack(data)
-        return self.track(*self.update(self._check_inputs(x, noise), noise, sample_weight))
+        # Nothing of the step runs on images that fail the check: not the
+        # update, nor the optimizer's step counter or beta powers.
+        with tf.control_dependencies([self._check_inputs(x, noise)]):
+            return self.track(*self.update(x, noise, sample_weight))
 
     def update(self, x, noise=None, sample_weight=None):
         """One optimizer step on images already checked; returns (vae_loss,
@@ -248,8 +251,8 @@ class VAE(keras.Model):
 
     def test_step(self, data):
         x, noise, sample_weight = _unpack(data)
-        x = self._check_inputs(x, noise)
-        return self.track(*self.compute_vae_loss(x, noise, sample_weight))
+        with tf.control_dependencies([self._check_inputs(x, noise)]):
+            return self.track(*self.compute_vae_loss(x, noise, sample_weight))
 
     def track_sums(self, sums, steps, last_loss):
         """Adds `steps` steps' summed (loss, recon_loss, kl_loss) to the metrics
@@ -271,10 +274,11 @@ class VAE(keras.Model):
         return self.get_metrics_result()
 
     def _check_inputs(self, x, noise):
-        """`x`, once known to be images the model can take; else a clear error.
+        """The op that checks `x`'s values; a clear error now for anything else.
 
         Dtype and shape are checked when the step is traced; the values (in
-        [0, 1], no NaN) at run time, before the step uses them.
+        [0, 1], no NaN) at run time, by the returned op, which the step's ops
+        wait for.
         """
         if not x.dtype.is_floating:
             raise ValueError(
@@ -295,7 +299,7 @@ class VAE(keras.Model):
                 f"Received: noise.shape={tuple(noise.shape)}."
             )
         in_range = tf.reduce_all(tf.logical_and(x >= 0, x <= 1))  # False for NaN
-        check = tf.debugging.Assert(
+        return tf.debugging.Assert(
             in_range,
             [
                 "Expected pixel values in [0, 1], without NaN: scale uint8 "
@@ -303,8 +307,6 @@ class VAE(keras.Model):
                 "values from", tf.reduce_min(x), "to", tf.reduce_max(x),
             ],
         )
-        with tf.control_dependencies([check]):
-            return tf.identity(x)
 
     def export(self, filepath, format="tf_saved_model", verbose=None, overwrite=False, **kwargs):
         """Exports a SavedModel with the signatures `encode`, `decode`,

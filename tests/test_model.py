@@ -5,6 +5,7 @@ import warnings
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from keras_vae import parity
 from keras_vae.model import VAE
@@ -171,6 +172,19 @@ def test_methods_shapes_and_determinism(model):
 def test_wrong_inputs_get_a_clear_error(model, bad, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         model.fit(bad, batch_size=BATCH, verbose=0)
+
+
+@pytest.mark.parametrize("value", [255.0, -0.5, np.nan])
+def test_pixel_values_outside_0_1_raise_invalid_argument_as_the_step_runs(model, value):
+    x = np.zeros((BATCH, 784), np.float32)
+    x[3, 7] = value  # one bad pixel in the batch
+    for call in (lambda: model.fit(x, batch_size=BATCH, verbose=0),
+                 lambda: model.evaluate(tf.data.Dataset.from_tensors(x), verbose=0)):
+        with pytest.raises(tf.errors.InvalidArgumentError,
+                           match=r"Expected pixel values in \[0, 1\], without NaN") as info:
+            call()
+        assert type(info.value) is tf.errors.InvalidArgumentError
+    assert int(model.optimizer.iterations) == 0  # no step was taken on them
 
 
 def test_bad_dimensions_are_refused():
