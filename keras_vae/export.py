@@ -55,7 +55,11 @@ def export_saved_model(model, path, overwrite=False, verbose=False):
         if os.path.exists(path):
             old = os.path.join(parent, f".{name}.old-{os.getpid()}")
             os.replace(path, old)
-            os.replace(tmp, path)
+            try:
+                os.replace(tmp, path)
+            except BaseException:
+                os.replace(old, path)  # the previous export stays in place
+                raise
             shutil.rmtree(old)
         else:
             os.replace(tmp, path)
