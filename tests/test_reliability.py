@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_vae.checkpoints import list_checkpoints, save_checkpoint
+from keras_vae.checkpoints import list_checkpoints, load_latest, save_checkpoint
 from keras_vae.model import VAE
 from tests.conftest import REPO, run_keras_vae
 
@@ -24,7 +24,11 @@ def test_kill_9_three_times_then_resume_is_bit_identical(synthetic_mnist_dir):
         capture_output=True, text=True, cwd=REPO, timeout=900,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    assert run.stdout.count("killed") == 3
+    killed = [line for line in run.stdout.splitlines() if line.startswith("killed")]
+    assert len(killed) == 3, run.stdout
+    # The tool prints "killed" only for a kill that landed mid-training; one of
+    # them landed mid-write of a checkpoint.
+    assert [" mid-write event " in line for line in killed] == [False, True, False]
     assert "verdict: BIT-IDENTICAL" in run.stdout
 
 
@@ -55,6 +59,25 @@ def test_a_signal_checkpoints_and_the_same_command_resumes(synthetic_mnist_dir, 
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"Resuming from {keras_path} at step {step}." in resumed.stdout
     assert list_checkpoints(str(tmp_path / "ck"))[-1][0] == step + 20
+
+
+def test_only_the_two_newest_checkpoints_are_kept(tmp_path):
+    model = VAE(h_dim=8, z_dim=2, seed=5)
+    model.compile()
+    model.optimizer.build(model.trainable_variables)  # as after a step: its state is saved
+    for step in range(1, 6):
+        model.optimizer.iterations.assign(step)
+        model.P_b2.assign(np.full(784, step, np.float32))
+        save_checkpoint(model, str(tmp_path), {"seed": 5})
+    assert sorted(os.listdir(tmp_path)) == [
+        "ckpt-000000004.json", "ckpt-000000004.keras",
+        "ckpt-000000005.json", "ckpt-000000005.keras",
+    ]
+    checkpoint, loaded = load_latest(str(tmp_path))
+    assert checkpoint.step == 5
+    assert checkpoint.model_path == str(tmp_path / "ckpt-000000005.keras")
+    assert int(loaded.optimizer.iterations.numpy()) == 5
+    np.testing.assert_array_equal(loaded.P_b2.numpy(), np.full(784, 5, np.float32))
 
 
 def _checkpoint(directory, z_dim=100, logvar_bias=None):
@@ -116,14 +139,6 @@ def _idx_dir(tmp_path, n_images=10, n_labels=10, images=None):
     with gzip.open(tmp_path / "train-labels-idx1-ubyte.gz", "wb") as f:
         f.write(header(2049, n_labels) + bytes(n_labels))
     return tmp_path
-
-
-def test_bad_pixel_values_are_refused(tmp_path):
-    model = VAE()
-    model.compile()
-    for bad in (np.full((64, 784), 255.0, np.float32), np.full((64, 784), np.nan, np.float32)):
-        with pytest.raises(Exception, match=r"Expected pixel values in \[0, 1\], without NaN"):
-            model.fit(bad, batch_size=64, verbose=0)
 
 
 def test_empty_data_is_refused():
