@@ -283,8 +283,9 @@ class _Record(keras.callbacks.Callback):
 def _report(record, tf1, keras_final, steps, seed, calls):
     """Compares the port's checks with the TF1 run at the same steps."""
     tf1_losses, tf1_digests, tf1_final = tf1
-    if [step for step, _, _ in record.checks][-1:] != [steps]:
-        raise RuntimeError(f"The port ran {record.checks[-1][0]} steps, not {steps}.")
+    ran = record.checks[-1][0] if record.checks else 0
+    if ran != steps:
+        raise RuntimeError(f"The port ran {ran} steps, not {steps}.")
     variables = []
     for name in TF1_NAMES:
         diff = np.abs(keras_final[name] - tf1_final[name])
