@@ -221,7 +221,7 @@ def load_mnist(
     data_dir=None,
     shuffle=True,
     seed=None,
-    repeat=True,
+    repeat=None,
     tfds_data_dir=None,
     initial_step=0,
 ):
@@ -249,7 +249,8 @@ def load_mnist(
             `None`: one drawn from NumPy's global generator (so
             `keras.utils.set_random_seed` fixes it).
         repeat: bool, whether to repeat forever (training) or make one pass
-            whose last batch may be smaller (evaluation). Defaults to `True`.
+            whose last batch may be smaller (evaluation). Defaults to `None`:
+            repeat a `"train"` split, one pass over a `"test"` split.
         tfds_data_dir: str, where TFDS keeps its prepared datasets; only used
             when `data_dir` is `None`. Defaults to `None`, TFDS' own default
             (`$TFDS_DATA_DIR` or `~/tensorflow_datasets`).
@@ -269,6 +270,8 @@ def load_mnist(
     """
     check_count("batch_size", batch_size, minimum=1)
     check_count("initial_step", initial_step, minimum=0)
+    if repeat is None:
+        repeat = _parse_split(split)[0] == "train"
     if data_dir is None:
         images = _read_tfds(split, tfds_data_dir)
     else:

@@ -26,4 +26,6 @@ class LastValue(keras.metrics.Metric):
         self.value.assign(keras.ops.cast(value, self.dtype))
 
     def result(self):
-        return keras.ops.convert_to_tensor(self.value)
+        # A copy: the variable itself would be rewritten by the next update
+        # (e.g. `evaluate`'s) in the logs that already hold it.
+        return keras.ops.copy(self.value)

@@ -212,22 +212,13 @@ class VAE(keras.Model):
         return losses, tape.gradient(scaled_loss, self.trainable_weights)
 
     def fit(self, x=None, y=None, steps_per_epoch=None, **kwargs):
-        """Keras' `fit`; given `load_mnist`'s dataset and `steps_per_epoch`,
-        it draws the batches inside the training loop (`keras_vae.execution`):
-        the same batches and bits as through `tf.data`, with less overhead.
+        """Keras' `fit`, running exactly `steps_per_epoch` steps whatever
+        `steps_per_execution` is; given `load_mnist`'s dataset it draws the
+        batches inside the training loop (see `keras_vae.execution`).
         """
-        from keras_vae.execution import InGraphFit, usable_stream
+        from keras_vae.execution import fit
 
-        stream = usable_stream(self, x, steps_per_epoch) if y is None else None
-        if stream is None:
-            history = super().fit(x, y, steps_per_epoch=steps_per_epoch, **kwargs)
-        else:
-            fast = self.__dict__.get("_fast", False)
-            runner = self.__dict__.get("_in_graph_fit")
-            if runner is None or runner.stream is not stream or runner.fast != fast:
-                runner = InGraphFit(self, stream, fast)
-                self.__dict__["_in_graph_fit"] = runner  # untracked: not a weight
-            history = runner.fit(super().fit, steps_per_epoch, **kwargs)
+        history = fit(self, super().fit, x, y, steps_per_epoch=steps_per_epoch, **kwargs)
         if not history.history:
             raise ValueError(
                 "fit() ran no training step: the data is empty. Pass at least "

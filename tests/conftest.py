@@ -56,12 +56,18 @@ def synthetic_mnist_dir(tmp_path_factory):
     return write_synthetic_mnist(tmp_path_factory.mktemp("synthetic_mnist"))
 
 
+def checkout_env():
+    """The environment for a child Python that must import this checkout's
+    keras_vae, from any directory (not an older installed copy)."""
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": path}
+
+
 def run_keras_vae(*args, cwd=None, timeout=600):
     """Runs `python -m keras_vae ARGS` as a user would; returns the CompletedProcess."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     return subprocess.run(
         [sys.executable, "-m", "keras_vae", *map(str, args)],
-        capture_output=True, text=True, cwd=cwd or REPO, env=env, timeout=timeout,
+        capture_output=True, text=True, cwd=cwd or REPO, env=checkout_env(), timeout=timeout,
     )
 
 

@@ -179,3 +179,27 @@ def test_cli_fast_mode_trains_and_writes_the_grids(tmp_path, synthetic_mnist_dir
         "000.png", "001.png", "002.png"]
     assert [line for line in run.stdout.splitlines() if line.startswith("Iter:")] == [
         "Iter: 0", "Iter: 10", "Iter: 20"]
+
+
+@pytest.mark.parametrize("steps_per_execution, steps, epochs", [(100, 3, 1), (7, 10, 2), (4, 10, 1)])
+def test_fit_through_tf_data_runs_exactly_the_steps_asked(steps_per_execution, steps, epochs):
+    x = np.random.default_rng(0).random((640, 784)).astype(np.float32)
+    model = VAE(h_dim=8, z_dim=2)
+    model.compile(steps_per_execution=steps_per_execution)
+    data = tf.data.Dataset.from_tensor_slices(x).batch(64).repeat()  # no stream
+    history = model.fit(data, steps_per_epoch=steps, epochs=epochs, verbose=0)
+    assert int(model.optimizer.iterations.numpy()) == steps * epochs
+    assert len(history.history["loss"]) == epochs
+    assert model.steps_per_execution == steps_per_execution  # as compiled
+
+
+def test_cli_batch_larger_than_the_split_trains_exactly_the_steps_asked(tmp_path,
+                                                                       synthetic_mnist_dir):
+    # 7,000 images in the synthetic train[5000:]: no in-graph stream can serve 7,001.
+    run = run_keras_vae("train", "--data-dir", synthetic_mnist_dir, "--batch-size", 7001,
+                        "--iters", 3, "--out", tmp_path / "out", "--save", tmp_path / "v.keras",
+                        "--verbose", 0)
+    assert run.returncode == 0, run.stderr[-2000:]
+    from keras_vae.saving import load_model
+
+    assert int(load_model(tmp_path / "v.keras").optimizer.iterations.numpy()) == 3

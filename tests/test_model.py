@@ -126,6 +126,21 @@ def test_sample_weight_weights_each_example(model):
     assert masked["loss"] == pytest.approx(first_half["loss"] / 2, rel=1e-5)
 
 
+def test_history_with_validation_keeps_each_metrics_own_value():
+    x, _ = make_batch(11, n=4 * BATCH)
+    last = []  # each epoch's last training step_loss, as logged then
+    record = keras.callbacks.LambdaCallback(
+        on_train_batch_end=lambda batch, logs: batch == 3 and last.append(float(logs["step_loss"])))
+    keras.utils.set_random_seed(0)
+    vae = VAE(h_dim=8, z_dim=2)
+    vae.compile()
+    history = vae.fit(x, batch_size=BATCH, epochs=2, shuffle=False, verbose=0,
+                      validation_data=(x[:BATCH],), callbacks=[record])
+    assert history.history["step_loss"] == last
+    for train, val in zip(history.history["step_loss"], history.history["val_step_loss"]):
+        assert train != val
+
+
 def test_sampled_noise_differs_between_steps(model):
     x, _ = make_batch(7)
     losses = [float(model.test_step(x)["step_loss"]) for _ in range(3)]
