@@ -8,6 +8,7 @@ __version__ = "0.1.0"
 
 from keras_vae.callbacks import SampleGrid
 from keras_vae.data import DataError, load_mnist
+from keras_vae.download import download_mnist
 from keras_vae.losses import kl_divergence, reconstruction_loss
 from keras_vae.metrics import LastValue
 from keras_vae.model import VAE
@@ -21,6 +22,7 @@ __all__ = [
     "SampleGrid",
     "TF1Adam",
     "VAE",
+    "download_mnist",
     "kl_divergence",
     "load_mnist",
     "load_model",

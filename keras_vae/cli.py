@@ -1,8 +1,7 @@
-"""`keras-vae`: train, sample, export a SavedModel, check parity with TF1.
+"""`keras-vae`: train, sample, export a SavedModel, check parity with TF1, download MNIST.
 
-A thin layer over the library: it parses flags, imports TensorFlow only once
-they are valid (so `--help` is quick), and turns bad input into a one-line
-error and exit status 2 instead of a traceback.
+A thin layer over the library: it parses flags, calls the library, and turns
+bad input into a one-line error and exit status 2 instead of a traceback.
 """
 
 import argparse
@@ -46,7 +45,7 @@ def build_parser():
     train.add_argument(
         "--data-dir",
         help="directory of the four MNIST IDX .gz files (the original's "
-        "MNIST_data/); default: download with tensorflow-datasets",
+        "MNIST_data/); default: download them once into ~/.keras/datasets/MNIST_data",
     )
     train.add_argument(
         "--iters", type=positive_int, default=1_000_000,
@@ -113,6 +112,17 @@ def build_parser():
     export.add_argument("--out", required=True, metavar="DIR", help="the directory to create")
     export.add_argument("--overwrite", action="store_true", help="replace an existing DIR")
     export.set_defaults(run=run_export)
+
+    download = commands.add_parser(
+        "download",
+        help="download the four MNIST IDX files, checked against their published SHA-256",
+        description="Download the original's MNIST files (the layout of "
+        "read_data_sets('MNIST_data')) for later use with --data-dir.",
+    )
+    download.add_argument("--data-dir", default="MNIST_data",
+                          help="where the files go (default: MNIST_data)")
+    download.add_argument("--url", help="a mirror's directory URL (default: TFDS's mirror)")
+    download.set_defaults(run=run_download)
 
     parity = commands.add_parser(
         "parity",
@@ -215,6 +225,13 @@ def _check_export_target(path, overwrite):
         )
 
 
+def run_download(args):
+    from keras_vae.download import download_mnist
+
+    path = download_mnist(args.data_dir, url=args.url)
+    print(f"The four MNIST files are in {path}: pass --data-dir {args.data_dir}")
+
+
 def run_parity(args):
     from keras_vae.parity import compare_train_run, compare_training
 
@@ -236,7 +253,9 @@ def main(argv=None):
     """Entry point of the `keras-vae` command; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up INFO lines
+    # TensorFlow's C++ INFO and WARNING lines from here on; those of its import
+    # come before any code of this package can set it.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         status = args.run(args)
     except (ValueError, OSError) as error:

@@ -7,11 +7,12 @@ multiplying with 1/255, and drawn with `mnist.train.next_batch(64)`, which
 reshuffles every epoch and lets a batch run on across an epoch's end.
 `load_mnist` gives the same batches as a `tf.data.Dataset`.
 
-Two sources, one pipeline:
-- `tensorflow-datasets` (`mnist`), the default for users who are online;
-- a directory holding the four MNIST IDX `.gz` files (`data_dir=`, the
-  CLI's `--data-dir`), the layout `read_data_sets` downloaded, for offline
-  machines.
+The images come from the four MNIST IDX `.gz` files, the layout
+`read_data_sets` downloaded: a directory of them (`data_dir=`, the CLI's
+`--data-dir`), or, by default, the files downloaded once into Keras' dataset
+cache (`keras_vae.download`). `source="tfds"` reads TensorFlow Datasets'
+`mnist` instead, which holds the same images in TFDS's own order (so its
+`train[5000:]` is not the original's split).
 
 Split strings are the ones TFDS understands for these cases: `"train"`,
 `"test"` and slices such as `"train[5000:]"` or `"test[:1000]"`.
@@ -51,16 +52,14 @@ _LABELS_MAGIC = 2049
 # differs from `/ 255` in the last bit for 126 of the 256 values.
 _PIXEL_SCALE = 1.0 / 255.0
 
-# Where TFDS downloads MNIST from (its `mnist` checksums file); the offline
-# check asks for one of these files before TFDS does.
-_TFDS_MNIST_URL = "https://storage.googleapis.com/cvdf-datasets/mnist/t10k-labels-idx1-ubyte.gz"
-
 _SPLIT_RE = re.compile(r"(train|test)(?:\[(-?\d+)?:(-?\d+)?\])?")
 _SPLIT_FORMS = '"train", "test", "train[a:b]" or "test[a:b]" (a, b optional integers)'
 
-_FIX = (
+# How to point the port at the files, for error messages.
+FILES_FIX = (
     "Point --data-dir (data_dir=) at a directory holding the four MNIST IDX "
-    ".gz files: " + ", ".join(IDX_FILES["train"] + IDX_FILES["test"]) + "."
+    ".gz files: " + ", ".join(IDX_FILES["train"] + IDX_FILES["test"]) + " "
+    "(`keras-vae download --data-dir MNIST_data` fetches them where there is a network)."
 )
 
 
@@ -88,27 +87,27 @@ def read_idx(path):
         with gzip.open(path, "rb") as f:
             data = f.read()
     except FileNotFoundError:
-        raise DataError(f"MNIST file not found: {path}. {_FIX}") from None
+        raise DataError(f"MNIST file not found: {path}. {FILES_FIX}") from None
     except (OSError, EOFError, zlib.error) as err:
         # gzip.BadGzipFile is an OSError; a truncated file ends in EOFError.
         raise DataError(
             f"Could not decompress the MNIST file {path}: it is not a complete "
             f"gzip file (truncated or corrupt download?): {err}. Download it "
-            f"again, or: {_FIX}"
+            f"again, or: {FILES_FIX}"
         ) from err
 
     magic = int.from_bytes(data[:4], "big")
     if magic not in (_IMAGES_MAGIC, _LABELS_MAGIC):
         raise DataError(
             f"{path} is not an MNIST IDX file: its magic number is {magic}, "
-            f"expected {_IMAGES_MAGIC} (images) or {_LABELS_MAGIC} (labels). {_FIX}"
+            f"expected {_IMAGES_MAGIC} (images) or {_LABELS_MAGIC} (labels). {FILES_FIX}"
         )
     ndim = magic & 0xFF
     header_size = 4 + 4 * ndim
     if len(data) < header_size:
         raise DataError(
             f"{path} ends inside its IDX header ({len(data)} bytes, the header "
-            f"needs {header_size}). {_FIX}"
+            f"needs {header_size}). {FILES_FIX}"
         )
     shape = tuple(
         int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)
@@ -119,7 +118,7 @@ def read_idx(path):
         raise DataError(
             f"{path} holds {actual} bytes of data but its IDX header announces "
             f"shape {shape}, that is {expected} bytes (truncated or corrupt "
-            f"file?). {_FIX}"
+            f"file?). {FILES_FIX}"
         )
     # bytearray: a writable array, not a read-only view of `bytes`.
     return np.frombuffer(bytearray(data), np.uint8, offset=header_size).reshape(shape)
@@ -177,18 +176,18 @@ def read_mnist(data_dir, split="train[5000:]"):
     if images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
         raise DataError(
             f"{images_path} does not hold 28x28 MNIST images: its IDX array has "
-            f"shape {images.shape}, expected (N, 28, 28). {_FIX}"
+            f"shape {images.shape}, expected (N, 28, 28). {FILES_FIX}"
         )
     labels = read_idx(labels_path)
     if labels.ndim != 1:
         raise DataError(
             f"{labels_path} does not hold MNIST labels: its IDX array has shape "
-            f"{labels.shape}, expected (N,). {_FIX}"
+            f"{labels.shape}, expected (N,). {FILES_FIX}"
         )
     if len(images) != len(labels):
         raise DataError(
             f"The MNIST files disagree: {images_path} holds {len(images)} images "
-            f"but {labels_path} holds {len(labels)} labels. {_FIX}"
+            f"but {labels_path} holds {len(labels)} labels. {FILES_FIX}"
         )
     return images.reshape(-1, IMAGE_PIXELS)[rows], labels[rows]
 
@@ -224,6 +223,7 @@ def load_mnist(
     repeat=None,
     tfds_data_dir=None,
     initial_step=0,
+    source="idx",
 ):
     """Batches of MNIST images as the original's `next_batch` drew them.
 
@@ -241,8 +241,9 @@ def load_mnist(
             original's 55,000 training images.
         batch_size: int, examples per batch. Defaults to 64.
         data_dir: str or `os.PathLike`, a directory holding the four MNIST
-            IDX `.gz` files. Defaults to `None`: TensorFlow Datasets' `mnist`,
-            downloaded and prepared on first use.
+            IDX `.gz` files. Defaults to `None`: the files downloaded on
+            first use into `~/.keras/datasets/MNIST_data`, checked against
+            their published SHA-256 (`keras_vae.download`).
         shuffle: bool, whether to reshuffle the examples every epoch.
             Defaults to `True`.
         seed: int, the shuffle seed, for a reproducible order. Defaults to
@@ -251,12 +252,15 @@ def load_mnist(
         repeat: bool, whether to repeat forever (training) or make one pass
             whose last batch may be smaller (evaluation). Defaults to `None`:
             repeat a `"train"` split, one pass over a `"test"` split.
-        tfds_data_dir: str, where TFDS keeps its prepared datasets; only used
-            when `data_dir` is `None`. Defaults to `None`, TFDS' own default
+        tfds_data_dir: str, where TFDS keeps its prepared datasets, with
+            `source="tfds"`. Defaults to `None`, TFDS' own default
             (`$TFDS_DATA_DIR` or `~/tensorflow_datasets`).
         initial_step: int, start at this batch of the stream: a run resumed at
             step N gets the batches the uninterrupted run drew from step N.
             Defaults to `0`.
+        source: `"idx"` (the IDX files: `data_dir`, or downloaded) or
+            `"tfds"` (TensorFlow Datasets' `mnist`, in TFDS's order).
+            Defaults to `"idx"`.
 
     Returns:
         A `tf.data.Dataset` of float32 `(batch, 784)` batches in [0, 1]. With
@@ -272,14 +276,20 @@ def load_mnist(
     check_count("initial_step", initial_step, minimum=0)
     if repeat is None:
         repeat = _parse_split(split)[0] == "train"
-    if data_dir is None:
+    if source == "tfds":
         images = _read_tfds(split, tfds_data_dir)
-    else:
+    elif source == "idx":
+        if data_dir is None:
+            from keras_vae.download import download_mnist
+
+            data_dir = download_mnist()
         images, _ = read_mnist(data_dir, split)
+    else:
+        raise ValueError(f'Expected source "idx" or "tfds". Received: source={source!r}')
     if len(images) == 0:
         raise DataError(
             f"The MNIST split {split!r} holds no examples"
-            + ("" if data_dir is None else f" in {os.path.abspath(os.fspath(data_dir))}")
+            + ("" if source == "tfds" else f" in {os.path.abspath(os.fspath(data_dir))}")
             + ". Choose a non-empty split."
         )
 
@@ -343,25 +353,17 @@ def _download_and_prepare(builder):
     """Downloads and prepares TFDS' `mnist`, failing fast when offline.
 
     TFDS retries a failed download 10 times with exponential backoff, so
-    offline it gives up only after about 200 s. One request without retries
-    first tells within seconds whether the files can be reached.
+    offline it gives up only after minutes. One request without retries
+    first tells within seconds whether the files can be reached (TFDS
+    downloads them from the same mirror as `keras_vae.download`).
     """
-    import urllib.request
+    from keras_vae.download import MNIST_URL, check_reachable
 
-    try:
-        request = urllib.request.Request(_TFDS_MNIST_URL, method="HEAD")
-        urllib.request.urlopen(request, timeout=10).close()
-    except OSError as err:  # URLError, timeouts and refused connections
-        raise DataError(
-            f"TensorFlow Datasets could not download MNIST (offline?): it is not "
-            f"prepared in {builder.data_dir} and {_TFDS_MNIST_URL} cannot be "
-            f"reached ({type(err).__name__}). Go online once, or use the files "
-            f"instead: {_FIX}"
-        ) from err
+    check_reachable(MNIST_URL + IDX_FILES["test"][1])
     try:
         builder.download_and_prepare()
     except Exception as err:
         raise DataError(
             f"TensorFlow Datasets could not download and prepare MNIST in "
-            f"{builder.data_dir}: {type(err).__name__}: {err}. {_FIX}"
+            f"{builder.data_dir}: {type(err).__name__}: {err}. {FILES_FIX}"
         ) from err
