@@ -264,8 +264,9 @@ def load_mnist(
 
     Returns:
         A `tf.data.Dataset` of float32 `(batch, 784)` batches in [0, 1]. With
-        `repeat=True` it also carries `keras_vae_stream`, the same batches for
-        `VAE.fit` to draw inside its training loop (`keras_vae.stream`).
+        `repeat=True`, `VAE.fit` draws the same batches inside its training
+        loop (`keras_vae.stream`); a dataset made from it by `.map`,
+        `.prefetch` and the like goes through `tf.data` instead.
 
     Raises:
         ValueError: `batch_size` is not a positive integer.
@@ -295,7 +296,7 @@ def load_mnist(
 
     import tensorflow as tf
 
-    from keras_vae.stream import BatchStream, epoch_order
+    from keras_vae.stream import BatchStream, attach, epoch_order
 
     if seed is None:
         seed = int(np.random.randint(2**31))  # follows keras.utils.set_random_seed
@@ -323,8 +324,7 @@ def load_mnist(
     ds = ds.prefetch(tf.data.AUTOTUNE)
     if repeat and batch_size <= n:
         # The same batches, for `VAE.fit` to draw inside its training loop.
-        ds.keras_vae_stream = BatchStream(pixels, batch_size, seed, shuffle, initial_step,
-                                          scale_pixels)
+        attach(ds, BatchStream(pixels, batch_size, seed, shuffle, initial_step, scale_pixels))
     return ds
 
 

@@ -1,45 +1,84 @@
-"""`VAE.fit`'s fast path: several steps per call, batches drawn in-graph.
+"""`VAE.fit`'s execution: exactly the steps asked, and load_mnist's batches
+drawn inside the training loop, many steps per call into TensorFlow.
 
-When `fit` gets a dataset from `load_mnist` (which carries a `BatchStream`)
-and `steps_per_epoch`, each call into TensorFlow runs up to
-`steps_per_execution` steps of one `tf.while_loop`, drawing each batch
+Given a dataset made by `load_mnist` (its `BatchStream`, see
+`keras_vae.stream`) and `steps_per_epoch`, each call into TensorFlow runs up
+to `steps_per_execution` steps of one `tf.while_loop`, drawing each batch
 inside the loop. The arithmetic is the step's own, so the results are the
-same bits as one step per call through `tf.data`.
-
-An execution also ends after every step a callback must see the model at:
-a callback lists those steps as `execution_boundaries`, pairs `(period,
-offset)` meaning "after every step at which `optimizer.iterations % period
-== offset`". So `SampleGrid` and `Checkpointer` see the model of their exact
-step, whatever `steps_per_execution` is.
+same bits as one step per call through `tf.data`. A call also ends after
+every step a callback must see the model at: a callback lists those steps
+as `execution_boundaries`, pairs `(period, offset)` meaning "after every
+step at which `optimizer.iterations % period == offset`", so `SampleGrid`
+and `Checkpointer` see the model of their exact step.
 
 Fast mode (`compile(fast=True)`) runs the same loop compiled by XLA, with
-each execution's noise drawn at once before it: not the same bits,
-2.2 to 2.7x the faithful loop's speed on two cores (bench_train).
+each call's noise drawn at once before it: statistically the same training,
+not the same bits (the README gives the measured speed).
+
+Any other data goes through Keras' own `tf.data` path, with
+`steps_per_execution` lowered for the call where Keras would otherwise
+round an epoch up to whole calls. A dataset made from load_mnist's by a
+transformation (`.map`, `.prefetch`, ...) takes that path too, with a
+warning.
+
+Keras and tf.data internals this module relies on (tested in
+tests/test_keras_internals.py, which fails with a message naming the one
+that changed):
+- Keras' `fit` calls `model.train_function(iterator)` once per call into
+  TensorFlow and takes the metrics it returns as the logs; replacing it for
+  the length of a `fit` runs our own calls instead of Keras' loop;
+- Keras' epoch loop makes `steps_per_epoch / steps_per_execution` such calls,
+  here over a stand-in dataset whose elements nothing reads;
+- setting `model.train_function = None` makes `fit` build it anew, reading
+  `model.steps_per_execution`;
+- `tf.data.Dataset._inputs()` lists the datasets a dataset was made from.
 """
 
 import math
+import warnings
+import weakref
 
 import keras
 import tensorflow as tf
+
+from keras_vae.stream import derived_from_stream, stream_of
+
+# Each model's InGraphFit, kept while the model lives (not a Keras attribute:
+# Keras would track it).
+_RUNNERS = weakref.WeakKeyDictionary()
 
 
 def fit(model, keras_fit, x, y=None, steps_per_epoch=None, **kwargs):
     """`model.fit` through `keras_fit` (Keras' own): in-graph on a stream from
     `load_mnist`, else through `tf.data` with exactly the steps asked."""
-    stream = usable_stream(model, x, steps_per_epoch) if y is None else None
+    stream = in_graph_stream(model, x, y, steps_per_epoch)
     if stream is None:
         return _fit_exact_steps(model, keras_fit, x, y, steps_per_epoch, **kwargs)
-    fast = model.__dict__.get("_fast", False)
-    runner = model.__dict__.get("_in_graph_fit")
-    if runner is None or runner.stream is not stream or runner.fast != fast:
-        runner = InGraphFit(model, stream, fast)
-        model.__dict__["_in_graph_fit"] = runner  # untracked: not a weight
+    runner = _RUNNERS.get(model)
+    if runner is None or runner.stream is not stream or runner.fast != model.fast:
+        runner = _RUNNERS[model] = InGraphFit(model, stream, model.fast)
     return runner.fit(keras_fit, steps_per_epoch, **kwargs)
+
+
+def in_graph_stream(model, x, y, steps_per_epoch):
+    """The `BatchStream` `fit` draws from in-graph, or None for Keras' own path."""
+    stream = stream_of(x)
+    if stream is None and derived_from_stream(x):
+        warnings.warn(
+            "fit: this dataset was made from load_mnist's by a transformation "
+            "(.map, .prefetch, ...), so its batches go through tf.data, one "
+            "hand-off per step: slower than drawing them in-graph. Pass "
+            "load_mnist's dataset itself to fit for that.", stacklevel=3)
+    if stream is None or y is not None or not steps_per_epoch or model.run_eagerly:
+        return None
+    if tf.distribute.has_strategy():
+        return None  # replicas each need their own batches: tf.data does that
+    return stream
 
 
 def _fit_exact_steps(model, keras_fit, x, y, steps_per_epoch, **kwargs):
     """Keras' `fit`, with `steps_per_execution` lowered for this call to a
-    divisor of `steps_per_epoch`: Keras rounds an epoch up to whole executions
+    divisor of `steps_per_epoch`: Keras rounds an epoch up to whole calls
     (3 steps asked, 100 run)."""
     per_call = model.steps_per_execution or 1
     if not steps_per_epoch or steps_per_epoch % per_call == 0:
@@ -53,116 +92,115 @@ def _fit_exact_steps(model, keras_fit, x, y, steps_per_epoch, **kwargs):
         model.steps_per_execution, model.train_function = per_call, previous
 
 
-def usable_stream(model, x, steps_per_epoch):
-    """`x`'s `BatchStream` if `fit` can draw from it in-graph, else None."""
-    stream = getattr(x, "keras_vae_stream", None)
-    if stream is None or not steps_per_epoch or model.run_eagerly:
-        return None
-    if tf.distribute.has_strategy():
-        return None  # replicas each need their own batches: tf.data does that
-    return stream
-
-
-def plan(start, steps, per_execution, boundaries):
-    """The steps of each execution of an epoch of `steps` steps from step `start`."""
-    executions, step, end = [], start, start + steps
+def call_sizes(start, steps, max_steps, boundaries):
+    """How many steps each call into TensorFlow runs, for an epoch of `steps`
+    steps from step `start`: at most `max_steps`, ending at every boundary."""
+    sizes, step, end = [], start, start + steps
     while step < end:
-        n = min(per_execution, end - step)
+        size = min(max_steps, end - step)
         for period, offset in boundaries:
-            to_next = (offset - step) % period or period
-            n = min(n, to_next)
-        executions.append(n)
-        step += n
-    return executions
+            size = min(size, (offset - step) % period or period)
+        sizes.append(size)
+        step += size
+    return sizes
 
 
 class InGraphFit:
-    """Runs `fit` epochs as planned executions of an in-graph loop over `stream`."""
+    """Runs `fit`'s epochs as calls of an in-graph loop of steps over `stream`."""
 
     def __init__(self, model, stream, fast=False):
         self.model, self.stream, self.fast = model, stream, fast
-        self._run = tf.function(self._steps)
-        self._fast_loop = tf.function(self._fast_loop_body, jit_compile=True)
+        self._run_call = tf.function(self._call)
+        self._xla_loop = tf.function(self._steps_under_xla, jit_compile=True)
 
-    def _steps(self, n, block_size):
-        block = self.stream.next_block(n)  # (n, batch, 784)
+    def _call(self, steps, block_size):
+        """One call into TensorFlow: `steps` training steps; returns the metrics."""
+        block = self.stream.next_block(steps)  # (steps, batch, 784)
         if self.fast:
-            return self._fast_steps(n, block, block_size)
+            return self._fast_call(steps, block, block_size)
+        model = self.model
 
-        def body(i, logs):
+        def step(i, logs):
             # The step is built for any batch size, as the TF1 graph's
             # placeholder was: with the batch size known, the graph came out
             # different, and the gradients' last bits too. The pixels need no
             # check: uint8 times 1/255 lies in [0, 1].
             x = tf.raw_ops.PlaceholderWithDefault(input=block[i], shape=[None, block.shape[-1]])
-            return i + 1, self.model.track(*self.model.update(x))
+            return i + 1, model.update_metrics(*model.optimizer_step(x))
 
-        logs = self.model.get_metrics_result()
-        # One iteration at a time: a step reads the weights the last one wrote.
-        loop = tf.while_loop(lambda i, _: i < n, body, (tf.constant(0), logs),
-                             parallel_iterations=1)
-        return loop[1]
+        # One step at a time: a step reads the weights the last one wrote.
+        _, logs = tf.while_loop(lambda i, _: i < steps, step,
+                                (tf.constant(0), model.get_metrics_result()),
+                                parallel_iterations=1)
+        return logs
 
-    def _fast_steps(self, n, block, block_size):
-        """Fast mode: the loop compiled by XLA, its batches and noise drawn
-        outside it (Keras' noise drawn inside XLA ran at a third of the
-        speed). Padded to `block_size` steps, so XLA compiles it once."""
+    def _fast_call(self, steps, block, block_size):
+        """Fast mode: the steps compiled by XLA, their batches and noise drawn
+        outside it (Keras' seeded noise drawn inside XLA ran slowly). Padded
+        to `block_size` steps, so XLA compiles once."""
         model = self.model
-        block = tf.pad(block, [[0, block_size - n], [0, 0], [0, 0]])
+        block = tf.pad(block, [[0, block_size - steps], [0, 0], [0, 0]])
         noise = keras.random.normal(
             (block_size, block.shape[1], model.z_dim), seed=model.seed_generator)
-        sums, last = self._fast_loop(n, block, noise)
-        return model.track_sums(sums, n, last)
+        sums, last_loss = self._xla_loop(steps, block, noise)
+        # The metrics take the call's sums at once, as `steps` updates would.
+        for tracker, total in zip(
+                (model.loss_tracker, model.recon_loss_tracker, model.kl_loss_tracker), sums):
+            tracker.total.assign_add(total)
+            tracker.count.assign_add(tf.cast(steps, tracker.count.dtype))
+        model.step_loss_tracker.update_state(last_loss)
+        return model.get_metrics_result()
 
-    def _fast_loop_body(self, n, block, noise):
+    def _steps_under_xla(self, steps, block, noise):
+        """`steps` optimizer steps; the sums of their (loss, recon, kl) and the last loss."""
         model = self.model
 
-        def body(i, sums, last):
-            losses = model.update(block[i], noise[i])
+        def step(i, sums, last_loss):
+            losses = model.optimizer_step(block[i], noise[i])
             return i + 1, [s + loss for s, loss in zip(sums, losses)], losses[0]
 
-        zeros = [tf.constant(0.0)] * 3
-        _, sums, last = tf.while_loop(
-            lambda i, *_: i < n, body,
-            (tf.constant(0), zeros, model.step_loss_tracker.result()),
+        _, sums, last_loss = tf.while_loop(
+            lambda i, *_: i < steps, step,
+            (tf.constant(0), [tf.constant(0.0)] * 3, model.step_loss_tracker.result()),
             parallel_iterations=1,
         )
-        return sums, last
+        return sums, last_loss
 
     def fit(self, keras_fit, steps_per_epoch, epochs=1, initial_epoch=0, callbacks=None,
             verbose="auto", **kwargs):
-        """Calls Keras' `fit` so that its calls into TensorFlow follow the plan."""
+        """Calls Keras' `fit` so that its calls into TensorFlow run `call_sizes`' steps."""
         model = self.model
         per_call = max(1, int(model.steps_per_execution or 1))  # Keras' unit of steps
         # A block holds at most an epoch's worth of batches.
-        k = min(per_call, self.stream.max_block())
+        block_size = min(per_call, self.stream.max_block())
         if isinstance(callbacks, keras.callbacks.CallbackList):
             callbacks = callbacks.callbacks
         callbacks = list(callbacks or [])
         boundaries = [b for c in callbacks for b in getattr(c, "execution_boundaries", ())]
         start = int(model.optimizer.iterations.numpy())
-        plans = [plan(start + e * steps_per_epoch, steps_per_epoch, k, boundaries)
-                 for e in range(epochs - initial_epoch)]
-        calls = max(len(p) for p in plans)
+        epochs_sizes = [call_sizes(start + e * steps_per_epoch, steps_per_epoch, block_size,
+                                   boundaries)
+                        for e in range(epochs - initial_epoch)]
+        calls = max(len(sizes) for sizes in epochs_sizes)  # Keras makes as many each epoch
         progress = _Progress(steps_per_epoch, verbose, epochs)
         done = {"epoch": 0, "call": 0}
 
         def train_function(iterator):
-            executions = plans[min(done["epoch"], len(plans) - 1)]
-            n = executions[done["call"]] if done["call"] < len(executions) else 0
+            sizes = epochs_sizes[min(done["epoch"], len(epochs_sizes) - 1)]
+            steps = sizes[done["call"]] if done["call"] < len(sizes) else 0
             done["call"] += 1
             if done["call"] == calls:
                 done["epoch"], done["call"] = done["epoch"] + 1, 0
-            if n == 0:  # an epoch of fewer executions than the longest
+            if steps == 0:  # an epoch of fewer calls than the longest
                 return model.get_metrics_result()
-            return self._run(tf.constant(n), tf.constant(k))
+            return self._run_call(tf.constant(steps), tf.constant(block_size))
 
         model.optimizer.build(model.trainable_variables)
         self.stream.start()
         previous, model.train_function = model.train_function, train_function
         try:
             return keras_fit(
-                _placeholder_dataset(), steps_per_epoch=calls * per_call, epochs=epochs,
+                _stand_in_dataset(), steps_per_epoch=calls * per_call, epochs=epochs,
                 initial_epoch=initial_epoch, callbacks=[*callbacks, progress], verbose=0,
                 **{**kwargs, "shuffle": False},
             )
@@ -170,7 +208,7 @@ class InGraphFit:
             model.train_function = previous
 
 
-def _placeholder_dataset():
+def _stand_in_dataset():
     """What Keras' epoch loop iterates over; the batches come from the stream."""
     return tf.data.Dataset.from_tensors(tf.constant(0)).repeat()
 

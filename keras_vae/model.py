@@ -68,6 +68,7 @@ class VAE(keras.Model):
         self.recon_loss_tracker = keras.metrics.Mean(name="recon_loss")
         self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
         self.step_loss_tracker = LastValue(name="step_loss")
+        self.fast = False  # compile(fast=True) sets it
         self.built = True
 
     def _weight(self, name, shape):
@@ -99,14 +100,14 @@ class VAE(keras.Model):
                 Defaults to `False`: faithful, the TF1 graph's bits.
             **kwargs: passed to `keras.Model.compile`. `jit_compile` defaults
                 to `False`: XLA changes the arithmetic, and Keras' own XLA
-                step, which draws the noise inside XLA, ran this model at half
-                the speed on a 2-core CPU. For speed with the same bits, pass
-                `steps_per_execution=100`.
+                step, which draws the noise inside XLA, runs this model
+                slower than without XLA (see the README). For speed with the
+                same bits, pass `steps_per_execution=100`.
         """
         kwargs.setdefault("jit_compile", False)
         if fast:
             kwargs.setdefault("steps_per_execution", 100)
-        self.__dict__["_fast"] = fast  # untracked; read by fit
+        self.fast = fast  # read by fit (keras_vae.execution)
         super().compile(optimizer=optimizer or TF1Adam(), **kwargs)
 
     def compile_from_config(self, config):
@@ -231,11 +232,11 @@ class VAE(keras.Model):
         # Nothing of the step runs on images that fail the check: not the
         # update, nor the optimizer's step counter or beta powers.
         with tf.control_dependencies([self._check_inputs(x, noise)]):
-            return self.track(*self.update(x, noise, sample_weight))
+            return self.update_metrics(*self.optimizer_step(x, noise, sample_weight))
 
-    def update(self, x, noise=None, sample_weight=None):
-        """One optimizer step on images already checked; returns (vae_loss,
-        recon_loss, kl_loss), as `compute_gradients` does."""
+    def optimizer_step(self, x, noise=None, sample_weight=None):
+        """One optimizer step on the loss of images already checked; returns
+        (vae_loss, recon_loss, kl_loss), as `compute_gradients` does."""
         losses, gradients = self.compute_gradients(x, noise, sample_weight)
         self.optimizer.apply(gradients, self.trainable_weights)
         return losses
@@ -243,20 +244,9 @@ class VAE(keras.Model):
     def test_step(self, data):
         x, noise, sample_weight = _unpack(data)
         with tf.control_dependencies([self._check_inputs(x, noise)]):
-            return self.track(*self.compute_vae_loss(x, noise, sample_weight))
+            return self.update_metrics(*self.compute_vae_loss(x, noise, sample_weight))
 
-    def track_sums(self, sums, steps, last_loss):
-        """Adds `steps` steps' summed (loss, recon_loss, kl_loss) to the metrics
-        at once (fast mode); `last_loss` is the latest step's. Returns the metrics."""
-        for tracker, total in zip(
-            (self.loss_tracker, self.recon_loss_tracker, self.kl_loss_tracker), sums
-        ):
-            tracker.total.assign_add(total)
-            tracker.count.assign_add(tf.cast(steps, tracker.count.dtype))
-        self.step_loss_tracker.update_state(last_loss)
-        return self.get_metrics_result()
-
-    def track(self, loss, recon_loss, kl_loss):
+    def update_metrics(self, loss, recon_loss, kl_loss):
         """Adds one step's losses to the metrics; returns the metrics."""
         self.loss_tracker.update_state(loss)
         self.recon_loss_tracker.update_state(recon_loss)

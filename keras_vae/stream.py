@@ -3,10 +3,44 @@
 A `tf.data` iterator costs a hand-off between threads at every step, and on
 two cores its worker threads compete with the step's own. `BatchStream`
 gives the same batches as `load_mnist`'s dataset, bit for bit, from ops that
-run inside `VAE.fit`'s multi-step loop (see `keras_vae.execution`).
+run inside `VAE.fit`'s multi-step loop (see `keras_vae.execution`), which
+finds a dataset's stream with `stream_of`.
 """
 
+import weakref
+
 import tensorflow as tf
+
+# load_mnist's datasets and their streams, for `fit` to find.
+_STREAMS = weakref.WeakKeyDictionary()
+
+
+def attach(dataset, stream):
+    """Records that `dataset`'s batches are `stream`'s; returns `dataset`."""
+    _STREAMS[dataset] = stream
+    return dataset
+
+
+def stream_of(data):
+    """The `BatchStream` of a dataset `load_mnist` made, or None for anything else."""
+    try:
+        return _STREAMS.get(data)
+    except TypeError:  # not weak-referenceable (an array, a list): no stream
+        return None
+
+
+def derived_from_stream(data):
+    """Whether `data` is a `tf.data.Dataset` made from one of load_mnist's by
+    transformations (`.map`, `.prefetch`, ...), which lose its stream."""
+    if not isinstance(data, tf.data.Dataset):
+        return False
+    pending = list(data._inputs())  # tf.data's own record of a dataset's inputs
+    while pending:
+        dataset = pending.pop()
+        if stream_of(dataset) is not None:
+            return True
+        pending.extend(dataset._inputs())
+    return False
 
 
 def epoch_order(n, seed, shuffle, epoch):

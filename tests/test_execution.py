@@ -7,8 +7,10 @@ import tensorflow as tf
 
 from keras_vae.callbacks import Checkpointer, SampleGrid
 from keras_vae.data import load_mnist
-from keras_vae.execution import plan
+from keras_vae import execution
+from keras_vae.execution import call_sizes
 from keras_vae.model import VAE
+from keras_vae.stream import stream_of
 from tests.conftest import run_keras_vae
 from tests.mnist_files import FILES, idx_bytes, write_gz
 
@@ -27,7 +29,7 @@ def test_stream_blocks_are_the_datasets_batches(tmp_path, initial_step):
     # 300 images in batches of 16: an epoch every 18.75 batches, so blocks
     # and batches run across epoch ends.
     ds = load_mnist("train", 16, _mnist(tmp_path, n=300), seed=4, initial_step=initial_step)
-    stream = ds.keras_vae_stream
+    stream = stream_of(ds)
     stream.start()
     next_block = tf.function(stream.next_block)
     sizes = [1, 18, 5, 18, 18, 7, 18, 18, 2]  # 105 batches: over 5 epochs
@@ -39,11 +41,11 @@ def test_stream_blocks_are_the_datasets_batches(tmp_path, initial_step):
 
 def test_plan_ends_executions_at_every_boundary():
     # Grids after steps 0, 5, ... (iterations 1, 6, ...), checkpoints at 4, 8.
-    executions = plan(0, 10, 4, [(5, 1), (4, 0)])
+    executions = call_sizes(0, 10, 4, [(5, 1), (4, 0)])
     assert sum(executions) == 10 and max(executions) <= 4
     ends = np.cumsum(executions).tolist()
     assert {1, 6} <= set(ends) and {4, 8} <= set(ends) and ends[-1] == 10
-    assert plan(3, 10, 100, []) == [10]
+    assert call_sizes(3, 10, 100, []) == [10]
 
 
 def _train(data, steps_per_execution, steps=40, every=6, out=None, epochs=1):
@@ -59,8 +61,10 @@ def _train(data, steps_per_execution, steps=40, every=6, out=None, epochs=1):
 def test_in_graph_fit_has_the_bits_of_one_step_per_call(tmp_path):
     ds = load_mnist("train", 16, _mnist(tmp_path / "data"), seed=4)
     through_tf_data = ds.map(lambda x: x)  # a plain dataset: no stream
-    assert not hasattr(through_tf_data, "keras_vae_stream")
-    reference, ref_history = _train(through_tf_data, 1, out=tmp_path / "a")
+    assert stream_of(through_tf_data) is None
+    with pytest.warns(UserWarning, match="made from load_mnist's by a transformation"):
+        reference, ref_history = _train(through_tf_data, 1, out=tmp_path / "a")
+    assert reference not in execution._RUNNERS  # it took Keras' own path
     for k, out in ((7, "b"), (100, "c")):
         model, history = _train(ds, k, out=tmp_path / out)
         assert int(model.optimizer.iterations.numpy()) == 40
@@ -138,8 +142,8 @@ def test_fast_mode_trains_from_one_xla_compilation(tmp_path):
     assert np.isfinite(losses).all() and losses[1] < losses[0]
     assert history.history["step_loss"][-1] > 0
     # Executions of 1, 6 and 7 steps, all padded to one shape: one trace.
-    runner = model.__dict__["_in_graph_fit"]
-    assert runner.fast and runner._fast_loop.experimental_get_tracing_count() == 1
+    runner = execution._RUNNERS[model]
+    assert runner.fast and runner._xla_loop.experimental_get_tracing_count() == 1
     # The same seed, the same run.
     again, _ = _train_fast(load_mnist("train", 16, data, seed=4), 3, tmp_path / "b")
     for a, b in zip(model.weights, again.weights):
