@@ -88,7 +88,7 @@ def build_parser():
     train.add_argument(
         "--fast", action="store_true",
         help="fast mode: statistically the same training, not bit for bit, its "
-        "steps compiled by XLA; measured 2.8-3.4x the TF1 loop's steps/s on 2 cores "
+        "steps compiled by XLA, faster (the README gives the measured speed) "
         "(default: faithful, the TF1 graph's bits)",
     )
     train.set_defaults(run=run_train)
