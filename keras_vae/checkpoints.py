@@ -1,10 +1,10 @@
 """Checkpoints of a training run: written atomically, verified when resuming.
 
 A checkpoint is two files: `ckpt-NNNNNNNNN.keras` (weights, optimizer state,
-step counter, the sampler's state) and `ckpt-NNNNNNNNN.json` (the step, the
-`.keras` file's SHA-256 and the run's configuration). The JSON is written
-last, so it marks a complete checkpoint; the hash catches a `.keras` file
-damaged later.
+step counter, the sampler's state) and `ckpt-NNNNNNNNN.json` (the format
+version, the step, the `.keras` file's SHA-256 and the run's configuration).
+The JSON is written last, so it marks a complete checkpoint; the hash catches
+a `.keras` file damaged later.
 """
 
 import dataclasses
@@ -18,7 +18,14 @@ import zipfile
 
 import numpy as np
 
-from keras_vae.saving import load_model, save_model
+from keras_vae.atomic import atomic_path
+from keras_vae.saving import (
+    FORMAT_VERSION,
+    FormatVersionError,
+    check_format_version,
+    load_model,
+    save_model,
+)
 
 _RECORD = re.compile(r"ckpt-(\d{9,})\.json$")
 
@@ -58,7 +65,12 @@ def save_checkpoint(model, directory, config, keep=2):
     step = int(model.optimizer.iterations.numpy())
     stem = os.path.join(directory, f"ckpt-{step:09d}")
     save_model(model, stem + ".keras")
-    record = {"step": step, "sha256": _sha256(stem + ".keras"), "config": config}
+    record = {
+        "format_version": FORMAT_VERSION,
+        "step": step,
+        "sha256": _sha256(stem + ".keras"),
+        "config": config,
+    }
     _write_json(stem + ".json", record)
     for old in list_checkpoints(directory)[:-keep]:
         os.remove(old[1])  # the record first: a half-pruned checkpoint is no checkpoint
@@ -82,7 +94,8 @@ def load_latest(directory, warn=None):
 
     A checkpoint whose record cannot be read, whose `.keras` file is missing,
     does not match its hash (truncated, overwritten) or does not load is
-    skipped with a warning, and the next older one is tried.
+    skipped with a warning, and the next older one is tried. One of a newer
+    format is not skipped: resuming from an older one would drop its steps.
 
     Args:
         directory: str, the checkpoint directory.
@@ -93,6 +106,8 @@ def load_latest(directory, warn=None):
 
     Raises:
         CheckpointError: there are checkpoints, but none is usable.
+        FormatVersionError: the newest record is of a format this keras_vae
+            cannot read (written by a newer one).
     """
     warn = warn or (lambda message: print(message, file=sys.stderr))
     found = list_checkpoints(directory)
@@ -100,6 +115,9 @@ def load_latest(directory, warn=None):
         try:
             with open(json_path) as f:
                 record = json.load(f)
+            check_format_version(
+                record.get("format_version", 1), f"The checkpoint record {json_path}"
+            )
             if not os.path.isfile(keras_path):
                 raise ValueError(f"{keras_path} is missing")
             if _sha256(keras_path) != record["sha256"]:
@@ -108,6 +126,8 @@ def load_latest(directory, warn=None):
                     "written (truncated or overwritten)"
                 )
             model = load_model(keras_path)
+        except FormatVersionError:
+            raise
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
             warn(f"Warning: skipping the damaged checkpoint at step {step}: {error}")
             continue
@@ -129,13 +149,7 @@ def _sha256(path):
 
 
 def _write_json(path, value):
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "w") as f:
-            json.dump(value, f, indent=2)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        json.dump(value, f, indent=2)
+        f.flush()
+        os.fsync(f.fileno())

@@ -6,10 +6,12 @@ renamed into place when complete, so the target is either absent or whole.
 
 import json
 import os
-import shutil
 
 import keras
 import tensorflow as tf
+
+from keras_vae.atomic import atomic_path
+from keras_vae.saving import FORMAT_VERSION
 
 METADATA = os.path.join("assets.extra", "keras_vae.json")
 
@@ -27,8 +29,9 @@ def export_saved_model(model, path, overwrite=False, verbose=False):
     | `serving_default` | as `reconstruct` | as `reconstruct` |
 
     `sample` uses stateless random ops: the same seed gives the same images.
-    `assets.extra/keras_vae.json` records x_dim, h_dim, z_dim, the package
-    version and the training steps, readable without TensorFlow.
+    `assets.extra/keras_vae.json` records the format version, x_dim, h_dim,
+    z_dim, the package version and the training steps, readable without
+    TensorFlow.
 
     Args:
         model: a `keras_vae.VAE`.
@@ -46,25 +49,10 @@ def export_saved_model(model, path, overwrite=False, verbose=False):
             f"{path} already exists. Choose another directory, or pass "
             "overwrite=True (--overwrite) to replace it."
         )
-    parent, name = os.path.split(path)
-    os.makedirs(parent, exist_ok=True)
-    tmp = os.path.join(parent, f".{name}.tmp-{os.getpid()}")
-    try:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with atomic_path(path) as tmp:
         _archive(model).write_out(tmp, verbose=verbose)
         _write_metadata(model, os.path.join(tmp, METADATA))
-        if os.path.exists(path):
-            old = os.path.join(parent, f".{name}.old-{os.getpid()}")
-            os.replace(path, old)
-            try:
-                os.replace(tmp, path)
-            except BaseException:
-                os.replace(old, path)  # the previous export stays in place
-                raise
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return path
 
 
@@ -132,6 +120,7 @@ def _write_metadata(model, path):
 
     optimizer = getattr(model, "optimizer", None)
     metadata = {
+        "format_version": FORMAT_VERSION,
         "x_dim": model.x_dim,
         "h_dim": model.h_dim,
         "z_dim": model.z_dim,

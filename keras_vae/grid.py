@@ -1,10 +1,11 @@
 """The original's `plot`: 16 samples as a 4x4 grid, saved as a PNG."""
 
 import math
-import os
 
 from matplotlib.figure import Figure
 from matplotlib.gridspec import GridSpec
+
+from keras_vae.atomic import atomic_path
 
 
 def plot(samples):
@@ -34,11 +35,5 @@ def save_grid(samples, path):
     The file is written under a temporary name and renamed into place, so a
     crash mid-write never leaves a truncated PNG under the final name.
     """
-    path = os.fspath(path)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
+    with atomic_path(path) as tmp:
         plot(samples).savefig(tmp, bbox_inches="tight", format="png")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)

@@ -318,15 +318,27 @@ class VAE(keras.Model):
         ]
 
     def save_own_variables(self, store):
+        # The format version goes with the variables whose layout it names:
+        # unlike the config, it asks nothing of `__init__` or `from_config`.
+        from keras_vae.saving import FORMAT_VERSION
+
+        store["format_version"] = FORMAT_VERSION
         for i, variable in enumerate(self._saved_variables()):
             store[str(i)] = variable
 
     def load_own_variables(self, store):
+        from keras_vae.saving import check_format_version
+
+        keys = set(store.keys())
+        # Files from before the version was stored are version 1.
+        version = int(store["format_version"]) if "format_version" in keys else 1
+        check_format_version(version, "The saved VAE")
+        keys.discard("format_version")
         variables = self._saved_variables()
-        if len(store.keys()) != len(variables):
+        if len(keys) != len(variables):
             raise ValueError(
                 f"Expected {len(variables)} saved variables (the ten weights and "
-                f"the sampler's state). Received: {len(store.keys())}. The file "
+                f"the sampler's state). Received: {len(keys)}. The file "
                 "was not saved by this version of keras_vae's VAE."
             )
         for i, variable in enumerate(variables):

@@ -1,10 +1,38 @@
-"""`.keras` files written atomically and read back with a clear error."""
+"""`.keras` files written atomically and read back with a clear error, and the
+format version of every file keras_vae writes."""
 
 import os
 
 import keras
 
+from keras_vae.atomic import atomic_path
 from keras_vae.model import VAE
+
+# The format of `.keras` files, checkpoint records and SavedModel metadata.
+# Raise it when a change would stop an older keras_vae reading them, and keep
+# reading the older versions. Files from before it was recorded are version 1.
+FORMAT_VERSION = 1
+
+
+class FormatVersionError(ValueError):
+    """A file is of a format version this keras_vae cannot read."""
+
+
+def check_format_version(version, what):
+    """Raises `FormatVersionError` unless this keras_vae reads format `version`.
+
+    Args:
+        version: the format version recorded in the file.
+        what: str, the file, to name in the message (e.g. `"The saved VAE"`).
+    """
+    if type(version) is not int or not 1 <= version <= FORMAT_VERSION:
+        from keras_vae import __version__
+
+        raise FormatVersionError(
+            f"{what} is of a newer or unknown format: this keras_vae ({__version__}) "
+            f"reads format version {FORMAT_VERSION} and older. Upgrade keras_vae to "
+            f"read it. Received: format_version={version!r}"
+        )
 
 
 def save_model(model, path):
@@ -16,15 +44,9 @@ def save_model(model, path):
     path = os.fspath(path)
     if not path.endswith(".keras"):
         raise ValueError(f"A model file must end in .keras. Received: path={path!r}")
-    directory, name = os.path.split(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{name}.tmp-{os.getpid()}.keras")
-    try:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic_path(path, suffix=".keras") as tmp:
         model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def load_model(path):
@@ -40,11 +62,23 @@ def load_model(path):
     except Exception as error:  # Keras raises many kinds for a bad file
         raise ValueError(
             f"Cannot load {path} as a keras_vae model ({type(error).__name__}: "
-            f"{str(error).splitlines()[0] if str(error) else 'no details'}). "
-            "Is it a complete .keras file written by keras-vae?"
+            f"{_cause(error)}). Is it a complete .keras file written by keras-vae?"
         ) from error
     if not isinstance(model, VAE):
         raise ValueError(
             f"{path} holds a {type(model).__name__}, not a keras_vae VAE."
         )
     return model
+
+
+def _cause(error):
+    """The line of a loading error that says what went wrong.
+
+    Keras reports an object's failed `load_own_variables` as "A total of N
+    objects could not be loaded. Example error message for object ...:", then
+    that error after a blank line: its first line is the one to show.
+    """
+    message = str(error)
+    if message.startswith("A total of ") and "\n\n" in message:
+        message = message.split("\n\n")[1]
+    return message.strip().splitlines()[0] if message.strip() else "no details"

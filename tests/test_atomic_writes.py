@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from keras_vae import checkpoints, export, grid, saving
+from keras_vae import atomic, checkpoints, export
 from keras_vae.checkpoints import list_checkpoints, load_latest, save_checkpoint
 from keras_vae.export import export_saved_model
 from keras_vae.grid import save_grid
@@ -80,24 +80,22 @@ def load_checkpoint(directory):
     return model
 
 
-Writer = collections.namedtuple(
-    "Writer", "write, produces, module, installs, load", defaults=[None]
-)
+Writer = collections.namedtuple("Writer", "write, produces, installs, load", defaults=[None])
 WRITERS = {
     # produces: the (owner, name) of the call that writes the bytes;
     # installs: whether a rename's destination is the one that puts the output in place.
-    "save_grid": Writer(write_grid, (Figure, "savefig"), grid,
+    "save_grid": Writer(write_grid, (Figure, "savefig"),
                         lambda dst: dst.endswith("000.png")),
-    "save_model": Writer(write_model, (VAE, "save"), saving,
+    "save_model": Writer(write_model, (VAE, "save"),
                          lambda dst: dst.endswith("vae.keras"), load_vae_file),
-    "checkpoint_record": Writer(write_record, (json, "dump"), checkpoints,
+    "checkpoint_record": Writer(write_record, (json, "dump"),
                                 lambda dst: dst.endswith(".json")),
     # A checkpoint's record is renamed last: that rename makes it complete (a
     # crash there leaves the new `.keras` file, unreferenced, beside the old one).
-    "save_checkpoint": Writer(write_checkpoint, (VAE, "save"), checkpoints,
+    "save_checkpoint": Writer(write_checkpoint, (VAE, "save"),
                               lambda dst: dst.endswith(".json"), load_checkpoint),
     # With overwrite: the previous export is moved aside, then the new one renamed in.
-    "export_saved_model": Writer(write_export, (export, "_write_metadata"), export,
+    "export_saved_model": Writer(write_export, (export, "_write_metadata"),
                                  lambda dst: os.path.basename(dst) == "saved"),
 }
 
@@ -123,9 +121,9 @@ def cut_to_half(output):
         os.truncate(output, os.path.getsize(output) // 2)
 
 
-def crash_at_rename(monkeypatch, module, installs):
-    """Makes `module`'s `os.replace` raise OSError, once, at the rename that
-    would put the new output in place."""
+def crash_at_rename(monkeypatch, installs):
+    """Makes `os.replace`, as the writers' `keras_vae.atomic` calls it, raise
+    OSError, once, at the rename that would put the new output in place."""
     replace = os.replace
     crashed = []
 
@@ -135,7 +133,7 @@ def crash_at_rename(monkeypatch, module, installs):
             raise OSError(errno.EIO, "crashed at the rename", os.fspath(dst))
         return replace(src, dst)
 
-    monkeypatch.setattr(module.os, "replace", replace_or_crash)
+    monkeypatch.setattr(atomic.os, "replace", replace_or_crash)
 
 
 def contents(root):
@@ -157,14 +155,14 @@ def temporaries(root):
 @pytest.mark.parametrize("crash", ["halfway", "at_rename"])
 @pytest.mark.parametrize("writer", list(WRITERS))
 def test_a_crash_during_a_write_leaves_the_previous_file(writer, crash, tmp_path, monkeypatch):
-    write, produces, module, installs, load = WRITERS[writer]
+    write, produces, installs, load = WRITERS[writer]
     good = write(tmp_path, 1)
     before = contents(tmp_path)
     if crash == "halfway":
         crash_halfway(monkeypatch, *produces)
         expected = pytest.raises(Crash)
     else:
-        crash_at_rename(monkeypatch, module, installs)
+        crash_at_rename(monkeypatch, installs)
         expected = pytest.raises(OSError, match="crashed at the rename")
     with expected:
         write(tmp_path, 2)

@@ -103,7 +103,7 @@ def test_metadata_is_readable_without_tensorflow(trained):
         metadata = json.load(f)
     assert metadata == {
         "x_dim": 784, "h_dim": 128, "z_dim": 100,
-        "keras_vae_version": __version__, "training_steps": 5,
+        "keras_vae_version": __version__, "training_steps": 5, "format_version": 1,
     }
 
 
