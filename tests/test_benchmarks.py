@@ -4,7 +4,7 @@ import json
 import subprocess
 import sys
 
-from tests.conftest import REPO
+from tests.conftest import REPO, checkout_env
 
 
 def test_bench_train_runs_and_reports_every_mode(tmp_path, synthetic_mnist_dir):
@@ -13,7 +13,7 @@ def test_bench_train_runs_and_reports_every_mode(tmp_path, synthetic_mnist_dir):
         [sys.executable, "benchmarks/bench_train.py", "--data-dir", str(synthetic_mnist_dir),
          "--steps", "5", "--rounds", "2", "--warmup", "2", "--script-iters", "3", "--repeats", "1",
          "--json", str(figures)],
-        capture_output=True, text=True, cwd=REPO, timeout=600,
+        capture_output=True, text=True, cwd=REPO, env=checkout_env(), timeout=600,
     )
     assert run.returncode == 0, run.stderr[-3000:]
     report = json.loads(figures.read_text())
@@ -31,7 +31,7 @@ def test_bench_quality_runs_and_reports_both(tmp_path, synthetic_mnist_dir):
     run = subprocess.run(
         [sys.executable, "benchmarks/bench_quality.py", "--data-dir", str(synthetic_mnist_dir),
          "--steps", "20", "--draws", "1", "--json", str(figures)],
-        capture_output=True, text=True, cwd=REPO, timeout=600,
+        capture_output=True, text=True, cwd=REPO, env=checkout_env(), timeout=600,
     )
     assert run.returncode == 0, run.stderr[-3000:]
     neg_elbo = json.loads(figures.read_text())["neg_elbo"]

@@ -13,7 +13,7 @@ import pytest
 
 from keras_vae.checkpoints import list_checkpoints, load_latest, save_checkpoint
 from keras_vae.model import VAE
-from tests.conftest import REPO, run_keras_vae
+from tests.conftest import REPO, checkout_env, run_keras_vae
 
 TRAIN = ("train", "--verbose", "0", "--seed", "5")
 
@@ -21,7 +21,7 @@ TRAIN = ("train", "--verbose", "0", "--seed", "5")
 def test_kill_9_three_times_then_resume_is_bit_identical(synthetic_mnist_dir):
     run = subprocess.run(
         [sys.executable, "tools/kill_resume.py", "--data-dir", str(synthetic_mnist_dir)],
-        capture_output=True, text=True, cwd=REPO, timeout=900,
+        capture_output=True, text=True, cwd=REPO, env=checkout_env(), timeout=900,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     killed = [line for line in run.stdout.splitlines() if line.startswith("killed")]
