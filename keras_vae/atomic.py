@@ -1,6 +1,8 @@
-"""Atomic writes: a file or directory appears whole under its name, or not at all."""
+"""Files that can be trusted: written atomically (a file or directory appears
+whole under its name, or not at all), and checked by their SHA-256."""
 
 import contextlib
+import hashlib
 import os
 import shutil
 
@@ -51,3 +53,12 @@ def _replace_directory(new, path):
         os.replace(old, path)  # the previous directory stays in place
         raise
     shutil.rmtree(old)
+
+
+def sha256(path):
+    """The SHA-256 hex digest of the file at `path`."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

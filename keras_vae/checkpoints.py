@@ -9,7 +9,6 @@ a `.keras` file damaged later.
 
 import dataclasses
 import glob
-import hashlib
 import json
 import os
 import re
@@ -18,7 +17,7 @@ import zipfile
 
 import numpy as np
 
-from keras_vae.atomic import atomic_path
+from keras_vae.atomic import atomic_path, sha256
 from keras_vae.saving import (
     FORMAT_VERSION,
     FormatVersionError,
@@ -68,7 +67,7 @@ def save_checkpoint(model, directory, config, keep=2):
     record = {
         "format_version": FORMAT_VERSION,
         "step": step,
-        "sha256": _sha256(stem + ".keras"),
+        "sha256": sha256(stem + ".keras"),
         "config": config,
     }
     _write_json(stem + ".json", record)
@@ -120,7 +119,7 @@ def load_latest(directory, warn=None):
             )
             if not os.path.isfile(keras_path):
                 raise ValueError(f"{keras_path} is missing")
-            if _sha256(keras_path) != record["sha256"]:
+            if sha256(keras_path) != record["sha256"]:
                 raise ValueError(
                     f"{keras_path} does not match the hash recorded when it was "
                     "written (truncated or overwritten)"
@@ -138,14 +137,6 @@ def load_latest(directory, warn=None):
             "(see the warnings above). Move the directory aside to start afresh."
         )
     return None
-
-
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _write_json(path, value):

@@ -11,11 +11,11 @@ only once its hash matches, since `get_file` itself leaves a file that failed
 the check where it wrote it.
 """
 
-import hashlib
 import os
 import tempfile
 import urllib.request
 
+from keras_vae.atomic import sha256
 from keras_vae.data import FILES_FIX, DataError
 
 MNIST_URL = "https://storage.googleapis.com/cvdf-datasets/mnist/"
@@ -103,12 +103,3 @@ def _fetch(url, path, digest):
                 f"instead: {FILES_FIX}"
             ) from err
         os.replace(fetched, path)
-
-
-def sha256(path):
-    """The SHA-256 hex digest of the file at `path`."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

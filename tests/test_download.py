@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from keras_vae import download
+from keras_vae.atomic import sha256
 from keras_vae.data import DataError, load_mnist, read_mnist, scale_pixels
 from tests.conftest import run_keras_vae
 from tests.mnist_files import FILES
@@ -41,7 +42,7 @@ def mirror(synthetic_mnist_dir):
 @pytest.fixture
 def published(monkeypatch, synthetic_mnist_dir):
     """The synthetic files' hashes stand in for the published ones."""
-    hashes = {name: download.sha256(synthetic_mnist_dir / name) for name in FILES.values()}
+    hashes = {name: sha256(synthetic_mnist_dir / name) for name in FILES.values()}
     monkeypatch.setattr(download, "SHA256", hashes)
     return hashes
 
