@@ -1,6 +1,7 @@
 """The online path: the four IDX files downloaded with their checksums, from a
 stand-in mirror on this machine, give the original's images in its order."""
 
+import contextlib
 import functools
 import http.server
 import socket
@@ -17,9 +18,9 @@ from tests.conftest import run_keras_vae
 from tests.mnist_files import FILES
 
 
-@pytest.fixture
-def mirror(synthetic_mnist_dir):
-    """A local HTTP server of the synthetic files: `(url, requested paths)`."""
+@contextlib.contextmanager
+def serving(directory):
+    """A local HTTP server of `directory`'s files: `(url, requested paths)`."""
     requested = []
 
     class Handler(http.server.SimpleHTTPRequestHandler):
@@ -30,21 +31,33 @@ def mirror(synthetic_mnist_dir):
             requested.append(self.path)
             super().do_GET()
 
-    handler = functools.partial(Handler, directory=str(synthetic_mnist_dir))
+    handler = functools.partial(Handler, directory=str(directory))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/", requested
-    server.shutdown()
-    server.server_close()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/", requested
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def mirror(synthetic_mnist_dir):
+    """A stand-in mirror of the synthetic files: `(url, requested paths)`."""
+    with serving(synthetic_mnist_dir) as served:
+        yield served
+
+
+def publish(monkeypatch, directory):
+    """`directory`'s files' hashes stand in for the published ones."""
+    hashes = {name: sha256(directory / name) for name in FILES.values()}
+    monkeypatch.setattr(download, "SHA256", hashes)
+    return hashes
 
 
 @pytest.fixture
 def published(monkeypatch, synthetic_mnist_dir):
-    """The synthetic files' hashes stand in for the published ones."""
-    hashes = {name: sha256(synthetic_mnist_dir / name) for name in FILES.values()}
-    monkeypatch.setattr(download, "SHA256", hashes)
-    return hashes
+    return publish(monkeypatch, synthetic_mnist_dir)
 
 
 def test_download_writes_the_four_files_byte_for_byte(tmp_path, mirror, published,
@@ -72,6 +85,21 @@ def test_the_online_path_gives_the_original_split_in_its_order(tmp_path, monkeyp
     online = [b.numpy() for b in load_mnist(seed=3).take(5)]
     offline = [b.numpy() for b in load_mnist(data_dir=synthetic_mnist_dir, seed=3).take(5)]
     assert np.array_equal(online, offline)
+
+
+@pytest.mark.real_mnist(reason="the online path must give the original's 55,000 images, "
+                                "in order, from the real files served locally")
+def test_the_online_path_gives_the_real_55000_in_their_order(tmp_path, monkeypatch,
+                                                            real_mnist_dir):
+    publish(monkeypatch, real_mnist_dir)
+    monkeypatch.setattr(download, "DEFAULT_DIR", str(tmp_path / "cache"))
+    with serving(real_mnist_dir) as (url, _):
+        monkeypatch.setattr(download, "MNIST_URL", url)
+        online = load_mnist(batch_size=5000, shuffle=False, repeat=False)
+        pixels = np.concatenate([batch.numpy() for batch in online])
+    images, _ = read_mnist(real_mnist_dir)
+    assert pixels.shape == (55000, 784)
+    assert pixels.tobytes() == scale_pixels(images).tobytes()
 
 
 def test_a_download_that_fails_its_checksum_is_not_kept(tmp_path, monkeypatch, mirror,
