@@ -9,6 +9,7 @@ __version__ = "0.1.0"
 from keras_vae.callbacks import SampleGrid
 from keras_vae.data import DataError, load_mnist
 from keras_vae.download import download_mnist
+from keras_vae.evaluation import evaluate
 from keras_vae.losses import kl_divergence, reconstruction_loss
 from keras_vae.metrics import LastValue
 from keras_vae.model import VAE
@@ -23,6 +24,7 @@ __all__ = [
     "TF1Adam",
     "VAE",
     "download_mnist",
+    "evaluate",
     "kl_divergence",
     "load_mnist",
     "load_model",

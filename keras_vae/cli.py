@@ -1,4 +1,5 @@
-"""`keras-vae`: train, sample, export a SavedModel, check parity with TF1, download MNIST.
+"""`keras-vae`: train, sample, evaluate, export a SavedModel, check parity with
+TF1, download MNIST.
 
 A thin layer over the library: it parses flags, calls the library, and turns
 bad input into a one-line error and exit status 2 instead of a traceback.
@@ -19,6 +20,18 @@ def positive_int(text):
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
+
+
+def sample_counts(text):
+    """argparse type: comma-separated positive integers, e.g. 1,100,5000."""
+    try:
+        counts = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        counts = ()
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected positive integers separated by commas, got {text!r}")
+    return counts
 
 
 def keras_path(text):
@@ -112,6 +125,27 @@ def build_parser():
     export.add_argument("--out", required=True, metavar="DIR", help="the directory to create")
     export.add_argument("--overwrite", action="store_true", help="replace an existing DIR")
     export.set_defaults(run=run_export)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="the negative ELBO and -log p(x) (importance-weighted) of a saved model",
+        description="Over a whole split: the negative ELBO with its reconstruction "
+        "and KL terms, and the importance-weighted estimate of -log p(x) (Burda et "
+        "al., 2016) for each k, with its standard error over images.",
+    )
+    evaluate.add_argument("--model", required=True, help="a .keras file saved by train --save")
+    evaluate.add_argument("--data-dir", help="directory of the four MNIST IDX .gz files "
+                          "(default: downloaded, as for train)")
+    evaluate.add_argument("--split", default="test", help="default: test")
+    evaluate.add_argument("--k", type=sample_counts, default=(1, 100, 5000),
+                          help="importance samples, comma-separated (default: 1,100,5000)")
+    evaluate.add_argument("--binarize", action="store_true",
+                          help="draw each pixel as Bernoulli(intensity) first")
+    evaluate.add_argument("--seed", type=int, default=0, help="seeds every draw (default: 0)")
+    evaluate.add_argument("--batch-size", type=positive_int, default=100,
+                          help="images at a time (default: 100)")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.set_defaults(run=run_evaluate)
 
     download = commands.add_parser(
         "download",
@@ -223,6 +257,29 @@ def _check_export_target(path, overwrite):
             f"{path} already exists. Choose another directory, or pass --overwrite "
             "to replace it."
         )
+
+
+def run_evaluate(args):
+    import json
+
+    from keras_vae.data import load_mnist
+    from keras_vae.evaluation import evaluate
+    from keras_vae.saving import load_model
+
+    model = load_model(args.model)
+    data = load_mnist(args.split, args.batch_size, args.data_dir, shuffle=False, repeat=False)
+    result = evaluate(model, data, k=args.k, seed=args.seed, binarize=args.binarize,
+                      split=args.split, verbose=0 if args.json else 1)
+    if args.json:
+        print(json.dumps(result))
+        return
+    print(f"{result['images']} images of {args.split}"
+          + (", binarized" if result["binarized"] else "") + ":")
+    print(f"  negative ELBO {result['neg_elbo']:.3f} nats "
+          f"(reconstruction {result['recon_loss']:.3f}, KL {result['kl_loss']:.3f})")
+    for k, nll in result["nll"].items():
+        print(f"  -log p(x), k = {k}: {nll:.3f} +- {result['nll_se'][k]:.3f} nats")
+    print(f"  bits per dimension: {result['bits_per_dim']:.4f}")
 
 
 def run_download(args):
