@@ -135,7 +135,7 @@ def _log_weights(model, x, z_mu, z_logvar, eps):
     `eps` `(batch, draws, z_dim)`; returns `(batch, draws)`. The log(2 pi)
     terms of p(z) and q(z|x) cancel."""
     batch, draws = tf.shape(eps)[0], tf.shape(eps)[1]
-    z = z_mu[:, None] + tf.exp(z_logvar / 2)[:, None] * eps  # (batch, draws, z_dim)
+    z = model.reparameterize(z_mu[:, None], z_logvar[:, None], eps)  # (batch, draws, z_dim)
     _, logits = model.decode(tf.reshape(z, [batch * draws, -1]))
     repeated = tf.repeat(x, draws, axis=0)  # each image once per draw
     log_px_z = -tf.reshape(reconstruction_loss(repeated, logits), [batch, draws])
