@@ -6,9 +6,14 @@ bad input into a one-line error and exit status 2 instead of a traceback.
 """
 
 import argparse
+import math
 import os
 import signal
 import sys
+
+# load_mnist's datasets; not imported from keras_vae.data, so that --help
+# answers without importing TensorFlow.
+DATASETS = ("mnist", "fashion_mnist")
 
 
 def positive_int(text):
@@ -34,6 +39,62 @@ def sample_counts(text):
     return counts
 
 
+def positive_float(text):
+    """argparse type: a finite number > 0."""
+    value = _float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def non_negative_float(text):
+    """argparse type: a finite number >= 0."""
+    value = _float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def _float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def add_data_flags(parser, verb, recorded=False):
+    """--data-dir, and --dataset or --data: which images to `verb`."""
+    default = ("default: the model's training data" if recorded
+               else "default: mnist, or a resumed run's own")
+    parser.add_argument(
+        "--data-dir",
+        help="directory of the four IDX .gz files (MNIST's layout, the original's "
+        "MNIST_data/); default: download them once into ~/.keras/datasets",
+    )
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--dataset", choices=DATASETS, help=f"the images to {verb} ({default})")
+    which.add_argument(
+        "--data", metavar="FILE.npz",
+        help="your own images instead: a .npz file with x_train and x_test (uint8, "
+        "or floats in [0, 1]; any image shape), and optionally y_train and y_test",
+    )
+
+
+def chosen_data(args, model=None):
+    """The `dataset` argument of load_mnist that the flags name; without them,
+    the model's record, or None (train: the run's own)."""
+    if args.data:
+        if not args.data.endswith(".npz"):
+            raise ValueError(f"--data {args.data}: expected a .npz file.")
+        return args.data
+    if args.dataset or model is None:
+        return args.dataset
+    return model.trained_with.get("dataset", "mnist")
+
+
 def keras_path(text):
     """argparse type: a path ending in .keras, the format Keras 3 saves."""
     if not text.endswith(".keras"):
@@ -55,11 +116,7 @@ def build_parser():
         "training images), printing Iter:/Loss: and saving OUT/000.png, "
         "OUT/001.png, ... every --sample-every steps, as the original did.",
     )
-    train.add_argument(
-        "--data-dir",
-        help="directory of the four MNIST IDX .gz files (the original's "
-        "MNIST_data/); default: download them once into ~/.keras/datasets/MNIST_data",
-    )
+    add_data_flags(train, "train on")
     train.add_argument(
         "--iters", type=positive_int, default=1_000_000,
         help="training steps (default: 1000000, as the original)",
@@ -99,6 +156,26 @@ def build_parser():
         help="Keras' fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch",
     )
     train.add_argument(
+        "--binarize", action="store_true", default=None,
+        help="dynamic binarization: each pixel drawn as Bernoulli(intensity) every "
+        "time an image is used, keyed by seed and step (default: the original's "
+        "continuous pixels)",
+    )
+    train.add_argument("--learning-rate", type=positive_float, metavar="LR",
+                       help="Adam's step size (default: 0.001, as the original)")
+    train.add_argument("--beta", type=non_negative_float,
+                       help="the KL term's weight in the loss (default: 1, as the original)")
+    train.add_argument(
+        "--log-dir", metavar="DIR",
+        help="write TensorBoard events (loss, reconstruction, KL, the sample grids) "
+        "and DIR/metrics.csv every --sample-every steps; a resumed run continues them",
+    )
+    train.add_argument(
+        "--eval-every", type=positive_int, metavar="N",
+        help="with --log-dir: also log the test split's negative ELBO every N steps "
+        "(a multiple of --sample-every)",
+    )
+    train.add_argument(
         "--fast", action="store_true",
         help="fast mode: statistically the same training, not bit for bit, its "
         "steps compiled by XLA, faster (the README gives the measured speed) "
@@ -134,13 +211,13 @@ def build_parser():
         "al., 2016) for each k, with its standard error over images.",
     )
     evaluate.add_argument("--model", required=True, help="a .keras file saved by train --save")
-    evaluate.add_argument("--data-dir", help="directory of the four MNIST IDX .gz files "
-                          "(default: downloaded, as for train)")
+    add_data_flags(evaluate, "evaluate on", recorded=True)
     evaluate.add_argument("--split", default="test", help="default: test")
     evaluate.add_argument("--k", type=sample_counts, default=(1, 100, 5000),
                           help="importance samples, comma-separated (default: 1,100,5000)")
-    evaluate.add_argument("--binarize", action="store_true",
-                          help="draw each pixel as Bernoulli(intensity) first")
+    evaluate.add_argument("--binarize", action=argparse.BooleanOptionalAction,
+                          help="draw each pixel as Bernoulli(intensity) first (default: "
+                          "as the model was trained)")
     evaluate.add_argument("--seed", type=int, default=0, help="seeds every draw (default: 0)")
     evaluate.add_argument("--batch-size", type=positive_int, default=100,
                           help="images at a time (default: 100)")
@@ -155,6 +232,8 @@ def build_parser():
     )
     download.add_argument("--data-dir", default="MNIST_data",
                           help="where the files go (default: MNIST_data)")
+    download.add_argument("--dataset", choices=DATASETS, default="mnist",
+                          help="default: mnist")
     download.add_argument("--url", help="a mirror's directory URL (default: TFDS's mirror)")
     download.set_defaults(run=run_download)
 
@@ -192,7 +271,9 @@ def run_train(args):
         batch_size=args.batch_size, h_dim=args.h_dim, z_dim=args.z_dim,
         sample_every=args.sample_every, checkpoint_dir=args.checkpoint_dir,
         checkpoint_every=args.checkpoint_every, overwrite=args.overwrite,
-        verbose=args.verbose, fast=args.fast,
+        verbose=args.verbose, fast=args.fast, dataset=chosen_data(args),
+        binarize=args.binarize, learning_rate=args.learning_rate, beta=args.beta,
+        log_dir=args.log_dir, eval_every=args.eval_every,
     )
     if outcome.status == "diverged":
         kept = (
@@ -267,8 +348,10 @@ def run_evaluate(args):
     from keras_vae.saving import load_model
 
     model = load_model(args.model)
-    data = load_mnist(args.split, args.batch_size, args.data_dir, shuffle=False, repeat=False)
-    result = evaluate(model, data, k=args.k, seed=args.seed, binarize=args.binarize,
+    data = load_mnist(args.split, args.batch_size, args.data_dir, shuffle=False, repeat=False,
+                      dataset=chosen_data(args, model))
+    binarize = model.trained_with.get("binarize", False) if args.binarize is None else args.binarize
+    result = evaluate(model, data, k=args.k, seed=args.seed, binarize=binarize,
                       split=args.split, verbose=0 if args.json else 1)
     if args.json:
         print(json.dumps(result))
@@ -285,8 +368,8 @@ def run_evaluate(args):
 def run_download(args):
     from keras_vae.download import download_mnist
 
-    path = download_mnist(args.data_dir, url=args.url)
-    print(f"The four MNIST files are in {path}: pass --data-dir {args.data_dir}")
+    path = download_mnist(args.data_dir, url=args.url, dataset=args.dataset)
+    print(f"The four {args.dataset} files are in {path}: pass --data-dir {args.data_dir}")
 
 
 def run_parity(args):

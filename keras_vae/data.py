@@ -52,6 +52,9 @@ _LABELS_MAGIC = 2049
 # differs from `/ 255` in the last bit for 126 of the 256 values.
 _PIXEL_SCALE = 1.0 / 255.0
 
+# The IDX datasets, by their TFDS names: the same file names, layout and sizes.
+DATASETS = ("mnist", "fashion_mnist")
+
 _SPLIT_RE = re.compile(r"(train|test)(?:\[(-?\d+)?:(-?\d+)?\])?")
 _SPLIT_FORMS = '"train", "test", "train[a:b]" or "test[a:b]" (a, b optional integers)'
 
@@ -215,7 +218,7 @@ def scale_pixels(images):
 
 
 def load_mnist(
-    split="train[5000:]",
+    split=None,
     batch_size=64,
     data_dir=None,
     shuffle=True,
@@ -224,6 +227,9 @@ def load_mnist(
     tfds_data_dir=None,
     initial_step=0,
     source="idx",
+    dataset="mnist",
+    labels=False,
+    binarize=False,
 ):
     """Batches of MNIST images as the original's `next_batch` drew them.
 
@@ -231,14 +237,14 @@ def load_mnist(
     runs on across an epoch's end, as in `mnist.train.next_batch(64)`. Each
     epoch's order is a permutation keyed by `(seed, epoch)`, so the batch of
     any step follows from the seed alone, and a resumed run
-    (`initial_step`) sees what the uninterrupted run saw. Labels are
-    dropped: the VAE does not use them. The pipeline holds uint8 pixels and
-    scales each batch.
+    (`initial_step`) sees what the uninterrupted run saw. The pipeline holds
+    the uint8 pixels and scales each batch.
 
     Args:
         split: str, which examples: `"train"`, `"test"`, or a slice of one
-            such as `"test[:1000]"`. Defaults to `"train[5000:]"`, the
-            original's 55,000 training images.
+            such as `"test[:1000]"`. Defaults to `None`: `"train[5000:]"`,
+            the original's 55,000 training images (for a `.npz` file,
+            `"train"`).
         batch_size: int, examples per batch. Defaults to 64.
         data_dir: str or `os.PathLike`, a directory holding the four MNIST
             IDX `.gz` files. Defaults to `None`: the files downloaded on
@@ -259,14 +265,26 @@ def load_mnist(
             step N gets the batches the uninterrupted run drew from step N.
             Defaults to `0`.
         source: `"idx"` (the IDX files: `data_dir`, or downloaded) or
-            `"tfds"` (TensorFlow Datasets' `mnist`, in TFDS's order).
-            Defaults to `"idx"`.
+            `"tfds"` (TensorFlow Datasets, in TFDS's order). Defaults to
+            `"idx"`.
+        dataset: `"mnist"`, `"fashion_mnist"` (the same layout and sizes;
+            downloaded into `~/.keras/datasets/fashion_mnist_data`), or the
+            path of a `.npz` file of your own images (see `read_npz`).
+            Defaults to `"mnist"`.
+        labels: bool, give `(images, labels)` batches instead of images
+            (labels int64 `(batch,)`). Defaults to `False`: the VAE does not
+            use them.
+        binarize: bool, draw each pixel as Bernoulli(intensity) every time
+            an image is used (dynamic binarization), keyed by `seed` and the
+            step, so a resumed run draws what the uninterrupted one drew.
+            Defaults to `False`.
 
     Returns:
-        A `tf.data.Dataset` of float32 `(batch, 784)` batches in [0, 1]. With
-        `repeat=True`, `VAE.fit` draws the same batches inside its training
-        loop (`keras_vae.stream`); a dataset made from it by `.map`,
-        `.prefetch` and the like goes through `tf.data` instead.
+        A `tf.data.Dataset` of float32 `(batch, x_dim)` batches in [0, 1]
+        (`x_dim` is 784 for MNIST). With `repeat=True`, `VAE.fit` draws the
+        same batches inside its training loop (`keras_vae.stream`); a
+        dataset made from it by `.map`, `.prefetch` and the like goes
+        through `tf.data` instead.
 
     Raises:
         ValueError: `batch_size` is not a positive integer.
@@ -275,33 +293,22 @@ def load_mnist(
     """
     check_count("batch_size", batch_size, minimum=1)
     check_count("initial_step", initial_step, minimum=0)
+    split = default_split(dataset) if split is None else split
     if repeat is None:
         repeat = _parse_split(split)[0] == "train"
-    if source == "tfds":
-        images = _read_tfds(split, tfds_data_dir)
-    elif source == "idx":
-        if data_dir is None:
-            from keras_vae.download import download_mnist
-
-            data_dir = download_mnist()
-        images, _ = read_mnist(data_dir, split)
-    else:
-        raise ValueError(f'Expected source "idx" or "tfds". Received: source={source!r}')
-    if len(images) == 0:
-        raise DataError(
-            f"The MNIST split {split!r} holds no examples"
-            + ("" if source == "tfds" else f" in {os.path.abspath(os.fspath(data_dir))}")
-            + ". Choose a non-empty split."
-        )
+    images, label_values = read_images(dataset, split, data_dir, source, tfds_data_dir)
+    if labels and label_values is None:
+        raise DataError(f"{dataset} holds no labels: add y_train and y_test arrays to it.")
 
     import tensorflow as tf
 
-    from keras_vae.stream import BatchStream, attach, epoch_order
+    from keras_vae.stream import BatchStream, attach, binarized_batch, epoch_order
 
     if seed is None:
         seed = int(np.random.randint(2**31))  # follows keras.utils.set_random_seed
     n = len(images)
-    pixels = tf.constant(images)  # (n, 784) uint8, kept once in memory
+    pixels = tf.constant(images)  # (n, x_dim) uint8 (or float32), kept once in memory
+    scale = scale_pixels if images.dtype == np.uint8 else tf.identity
 
     # The stream of example indices, epoch after epoch, from `initial_step`'s
     # first example: any step's batch is found without drawing the ones before.
@@ -310,30 +317,125 @@ def load_mnist(
     indices = epochs.flat_map(
         lambda epoch: tf.data.Dataset.from_tensor_slices(epoch_order(n, seed, shuffle, epoch))
     ).skip(offset)
-    ds = indices.batch(batch_size)  # (batch,) indices
+    ds = indices.batch(batch_size).enumerate(initial_step)  # (step, (batch,) indices)
     # flat_map hides the length, and with an unknown length Keras'
     # evaluate() averaged one empty step into its metrics (measured: a test
     # loss of 103.2 where it was 113.6).
     batches = tf.data.INFINITE_CARDINALITY if repeat else -(-(n - offset) // batch_size)
     ds = ds.apply(tf.data.experimental.assert_cardinality(batches))
-    ds = ds.map(
-        lambda batch: scale_pixels(tf.gather(pixels, batch)),  # (batch, 784) float32
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
-    )
+
+    def batch_of(step, batch):
+        x = scale(tf.gather(pixels, batch))  # (batch, x_dim) float32
+        if binarize:
+            x = binarized_batch(x, seed, step)
+        return (x, tf.gather(label_values, batch)) if labels else x
+
+    ds = ds.map(batch_of, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.prefetch(tf.data.AUTOTUNE)
-    if repeat and batch_size <= n:
+    if repeat and batch_size <= n and not labels:
         # The same batches, for `VAE.fit` to draw inside its training loop.
-        attach(ds, BatchStream(pixels, batch_size, seed, shuffle, initial_step, scale_pixels))
+        attach(ds, BatchStream(pixels, batch_size, seed, shuffle, initial_step, scale,
+                               binarize))
     return ds
 
 
-def _read_tfds(split, tfds_data_dir):
-    """Images of a split of TFDS' `mnist` as uint8 `(N, 784)`, prepared if need be."""
+def default_split(dataset="mnist"):
+    """The training split of `dataset`: the original's `"train[5000:]"` for the
+    IDX datasets (their first 5,000 were `read_data_sets`' validation
+    images), all of `"train"` for a `.npz` file."""
+    return "train" if is_npz(dataset) else "train[5000:]"
+
+
+def is_npz(dataset):
+    """Whether `dataset` names a `.npz` file rather than a dataset."""
+    return os.fspath(dataset).endswith(".npz")
+
+
+def read_images(dataset="mnist", split=None, data_dir=None, source="idx",
+                tfds_data_dir=None):
+    """A split's images and labels: `(images, labels or None)`.
+
+    Images are uint8 `(N, x_dim)` (or float32 in [0, 1] from a `.npz` file of
+    floats). `dataset`, `data_dir`, `source` and `tfds_data_dir` are as in
+    `load_mnist`.
+    """
+    split = default_split(dataset) if split is None else split
+    if is_npz(dataset):
+        images, labels = read_npz(dataset, split)
+    elif dataset not in DATASETS:
+        raise DataError(
+            f"Unknown dataset {dataset!r}. Expected one of {', '.join(DATASETS)}, "
+            "or the path of a .npz file.")
+    elif source == "tfds":
+        images, labels = _read_tfds(dataset, split, tfds_data_dir)
+    elif source == "idx":
+        if data_dir is None:
+            from keras_vae.download import download_mnist
+
+            data_dir = download_mnist(dataset=dataset)
+        images, labels = read_mnist(data_dir, split)
+        labels = labels.astype(np.int64)
+    else:
+        raise ValueError(f'Expected source "idx" or "tfds". Received: source={source!r}')
+    if len(images) == 0:
+        where = f" in {os.path.abspath(os.fspath(data_dir))}" if data_dir else ""
+        raise DataError(
+            f"The {dataset} split {split!r} holds no examples{where}. Choose a "
+            "non-empty split."
+        )
+    return images, labels
+
+
+def read_npz(path, split="train"):
+    """A split of a `.npz` file of images: `(images, labels or None)`.
+
+    The file holds `x_train` and `x_test` (as `keras.datasets`' `mnist.npz`
+    does), each `(N, ...)` images: uint8 pixels, or floats in [0, 1]. Each
+    image is flattened; labels come from `y_train` and `y_test` if present.
+
+    Raises:
+        DataError: the file cannot be read, lacks the split's array, or holds
+            images of another type or range.
+    """
+    name, rows = _parse_split(split)
+    path = os.path.abspath(os.fspath(path))
+    key = f"x_{name}"
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if key not in data:
+                raise DataError(
+                    f"{path} has no array {key!r} (it has {sorted(data.files)}). Save the "
+                    "images as x_train and x_test, e.g. np.savez(path, x_train=..., x_test=...).")
+            images = data[key]
+            labels = data.get(f"y_{name}")
+    except (OSError, ValueError) as err:  # missing, not a zip, pickled arrays
+        raise DataError(f"Could not read {path} as a .npz file of arrays: {err}") from None
+    if images.ndim < 2:
+        raise DataError(f"{path}: {key} has shape {images.shape}; expected (N, ...) images.")
+    images = images.reshape(len(images), -1)
+    if images.dtype != np.uint8:
+        if images.dtype.kind != "f" or not (np.all(images >= 0) and np.all(images <= 1)):
+            raise DataError(
+                f"{path}: {key} must hold uint8 pixels or floats in [0, 1] without NaN; "
+                f"it holds {images.dtype} values from {images.min()} to {images.max()}. "
+                "Scale the images into [0, 1] first.")
+        images = images.astype(np.float32)
+    if labels is not None:
+        labels = labels.reshape(-1).astype(np.int64)
+        if len(labels) != len(images):
+            raise DataError(f"{path}: y_{name} holds {len(labels)} labels for "
+                            f"{len(images)} images in {key}.")
+        labels = labels[rows]
+    return images[rows], labels
+
+
+def _read_tfds(name, split, tfds_data_dir):
+    """Images (uint8 `(N, 784)`) and labels of a split of TFDS' `name`
+    (`mnist` or `fashion_mnist`), prepared if need be."""
     import tensorflow as tf
     import tensorflow_datasets as tfds
 
-    builder = tfds.builder("mnist", data_dir=tfds_data_dir)
+    builder = tfds.builder(name, data_dir=tfds_data_dir)
     try:
         ds = builder.as_dataset(split=split)
     except AssertionError:
@@ -342,11 +444,15 @@ def _read_tfds(split, tfds_data_dir):
         # `tfds.testing.mock_data` fakes the former but not the latter.
         _download_and_prepare(builder)
         ds = builder.as_dataset(split=split)
-    ds = ds.map(lambda example: tf.reshape(example["image"], [IMAGE_PIXELS]))
+    ds = ds.map(lambda example: (tf.reshape(example["image"], [IMAGE_PIXELS]),
+                                 example["label"]))
     # Not `as_dataset(batch_size=-1)`: under `tfds.testing.mock_data` that
     # aborts the process (std::length_error).
     batches = list(ds.batch(10_000).as_numpy_iterator())
-    return np.concatenate(batches) if batches else np.zeros((0, IMAGE_PIXELS), np.uint8)
+    if not batches:
+        return np.zeros((0, IMAGE_PIXELS), np.uint8), np.zeros(0, np.int64)
+    return (np.concatenate([b[0] for b in batches]),
+            np.concatenate([b[1] for b in batches]).astype(np.int64))
 
 
 def _download_and_prepare(builder):

@@ -77,6 +77,10 @@ def per_image(model, dataset, ks, seed=0, binarize=False, verbose=0):
     progress = _progress(dataset, verbose)
     for index, x in enumerate(dataset):
         x = tf.convert_to_tensor(x, tf.float32)
+        if x.shape[-1] != model.x_dim:
+            raise ValueError(
+                f"The model takes images of {model.x_dim} pixels; these have "
+                f"{x.shape[-1]}. Evaluate on the data it was trained on.")
         if binarize:
             x = binarized(x, (seed, index))
         recon, kl = _elbo_terms(model, x, _normal(tf.shape(x)[0], model.z_dim, (seed, index, 0)))

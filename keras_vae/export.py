@@ -124,6 +124,8 @@ def _write_metadata(model, path):
         "x_dim": model.x_dim,
         "h_dim": model.h_dim,
         "z_dim": model.z_dim,
+        "beta": model.beta,
+        "trained_with": dict(model.trained_with),
         "keras_vae_version": __version__,
         "training_steps": int(optimizer.iterations.numpy()) if optimizer else 0,
     }

@@ -8,6 +8,13 @@ from matplotlib.gridspec import GridSpec
 from keras_vae.atomic import atomic_path
 
 
+def image_shape(x_dim):
+    """How to show an image of `x_dim` pixels: a square when `x_dim` is one
+    (28x28 for MNIST), else a strip of one row."""
+    side = math.isqrt(x_dim)
+    return (side, side) if side * side == x_dim else (1, x_dim)
+
+
 def plot(samples):
     """A figure of 28x28 images in the original's layout: 4x4 for 16 samples.
 
@@ -25,7 +32,7 @@ def plot(samples):
         ax.set_xticklabels([])
         ax.set_yticklabels([])
         ax.set_aspect("equal")
-        ax.imshow(sample.reshape(28, 28), cmap="Greys_r")
+        ax.imshow(sample.reshape(image_shape(sample.size)), cmap="Greys_r")
     return fig
 
 

@@ -1,5 +1,7 @@
 """The VAE: the original's Q(z|X), sampler and P(X|z) as a `keras.Model`."""
 
+import json
+
 import keras
 import tensorflow as tf
 
@@ -35,6 +37,12 @@ class VAE(keras.Model):
         z_dim: int, dimensions of the latent z. Defaults to `100`.
         seed: int or None, seeds the sampler's noise. Defaults to `None`
             (drawn from Keras' global seed, see `keras.utils.set_random_seed`).
+        beta: float, the KL term's weight in the training loss (Higgins et
+            al. 2017's beta-VAE). Defaults to `1.0`, the original's loss, the
+            negative ELBO.
+        trained_with: dict or None, what the model was trained on and how
+            (data, batch size, learning rate, ...), kept in its config, its
+            `.keras` files and SavedModels. `keras-vae train` fills it in.
 
     Example:
 
@@ -43,11 +51,16 @@ class VAE(keras.Model):
     >>> model.fit(keras_vae.load_mnist(data_dir="MNIST_data"), steps_per_epoch=1000)
     """
 
-    def __init__(self, x_dim=784, h_dim=128, z_dim=100, seed=None, **kwargs):
+    def __init__(self, x_dim=784, h_dim=128, z_dim=100, seed=None, beta=1.0,
+                 trained_with=None, **kwargs):
         super().__init__(**kwargs)
         for arg, value in (("x_dim", x_dim), ("h_dim", h_dim), ("z_dim", z_dim)):
             check_count(arg, value)
+        if not (isinstance(beta, (int, float)) and beta >= 0 and beta != float("inf")):
+            raise ValueError(f"Expected beta to be a finite number >= 0. Received: beta={beta!r}")
         self.x_dim, self.h_dim, self.z_dim, self.seed = x_dim, h_dim, z_dim, seed
+        self.beta = float(beta)
+        self.trained_with = trained_with or {}
 
         # =============================== Q(z|X) ===============================
         self.Q_W1 = self._weight("Q_W1", (x_dim, h_dim))
@@ -70,6 +83,17 @@ class VAE(keras.Model):
         self.step_loss_tracker = LastValue(name="step_loss")
         self.fast = False  # compile(fast=True) sets it
         self.built = True
+
+    @property
+    def trained_with(self):
+        """What the model was trained on and how: a dict (a copy)."""
+        return json.loads(self._trained_with)
+
+    @trained_with.setter
+    def trained_with(self, value):
+        # Kept as JSON: a dict attribute would become Keras' TrackedDict, and the
+        # record must stay JSON for .keras files and SavedModels alike.
+        self._trained_with = json.dumps(dict(value))
 
     def _weight(self, name, shape):
         return self.add_weight(shape=shape, initializer=xavier_init(shape[0]), name=name)
@@ -174,7 +198,8 @@ class VAE(keras.Model):
         return self.reconstruct(x)
 
     def compute_vae_loss(self, x, noise=None, sample_weight=None):
-        """The original's loss: (vae_loss, recon_loss, kl_loss), batch means.
+        """The original's loss: (vae_loss, recon_loss, kl_loss), batch means;
+        vae_loss weighs the KL term by `beta` (with beta 1, the original's sum).
 
         Without `sample_weight` the mean is `tf.reduce_mean`, the original's op;
         with it, each example's loss is weighted and summed, then divided by
@@ -186,16 +211,18 @@ class VAE(keras.Model):
         _, logits = self.decode(z_sample)
         recon_loss = reconstruction_loss(x, logits)  # (batch,)
         kl_loss = kl_divergence(z_mu, z_logvar)  # (batch,)
+        # beta 1 adds the terms as the original did, without a multiplication.
+        vae_loss = recon_loss + (kl_loss if self.beta == 1.0 else self.beta * kl_loss)
         if sample_weight is None:
             return (
-                tf.reduce_mean(recon_loss + kl_loss),
+                tf.reduce_mean(vae_loss),
                 tf.reduce_mean(recon_loss),
                 tf.reduce_mean(kl_loss),
             )
         weight = tf.reshape(tf.cast(sample_weight, recon_loss.dtype), [-1])
         return tuple(
             _weighted_mean(value, weight)
-            for value in (recon_loss + kl_loss, recon_loss, kl_loss)
+            for value in (vae_loss, recon_loss, kl_loss)
         )
 
     def compute_gradients(self, x, noise=None, sample_weight=None):
@@ -351,6 +378,8 @@ class VAE(keras.Model):
             "h_dim": self.h_dim,
             "z_dim": self.z_dim,
             "seed": self.seed,
+            "beta": self.beta,
+            "trained_with": self.trained_with,
         }
         return {**base_config, **config}
 

@@ -54,6 +54,20 @@ def epoch_order(n, seed, shuffle, epoch):
     return tf.cast(tf.argsort(keys, stable=True), tf.int64)
 
 
+# Folded into the data seed for the binarization's draws, so that they are not
+# the draws of `epoch_order`'s keys (ASCII "bin").
+_BINARIZE_KEY = 0x62696E
+
+
+def binarized_batch(x, seed, step):
+    """Batch `step`'s images with each pixel drawn as Bernoulli(intensity),
+    keyed by (`seed`, `step`) alone: dynamic binarization (Burda et al. 2016)
+    that a resumed run repeats."""
+    key = tf.random.experimental.stateless_fold_in(
+        tf.constant([seed, _BINARIZE_KEY], tf.int64), tf.cast(step, tf.int64))
+    return tf.cast(tf.random.stateless_uniform(tf.shape(x), seed=key) < x, x.dtype)
+
+
 class BatchStream:
     """The endless batch stream of `load_mnist(..., repeat=True)`, in blocks.
 
@@ -70,12 +84,14 @@ class BatchStream:
         seed: int, the shuffle seed.
         shuffle: bool.
         initial_step: int, the first batch of the stream.
-        scale: function from uint8 pixels to the float images.
+        scale: function from the stored pixels to the float images.
+        binarize: bool, binarize each batch with `binarized_batch`.
     """
 
-    def __init__(self, pixels, batch_size, seed, shuffle, initial_step, scale):
+    def __init__(self, pixels, batch_size, seed, shuffle, initial_step, scale, binarize=False):
         self.pixels, self.batch_size, self.seed = pixels, batch_size, seed
         self.shuffle, self.initial_step, self.scale = shuffle, initial_step, scale
+        self.binarize = binarize
         self.n = int(pixels.shape[0])
         self._variables = None
 
@@ -97,7 +113,7 @@ class BatchStream:
         epoch.assign(-1)
 
     def next_block(self, steps):
-        """The next `steps` batches, float `(steps, batch_size, 784)`; advances the stream.
+        """The next `steps` batches, float `(steps, batch_size, x_dim)`; advances the stream.
 
         `steps` (a scalar tensor) is at most `max_block()`.
         """
@@ -118,7 +134,13 @@ class BatchStream:
             start = first - first_epoch * self.n
             examples = orders[start:start + steps * self.batch_size]
             block = tf.gather(self.pixels, examples)
-        with tf.control_dependencies([block]):
+            images = tf.reshape(self.scale(block), [steps, self.batch_size, -1])
+            if self.binarize:
+                images = tf.map_fn(
+                    lambda i: binarized_batch(images[i], self.seed, first // self.batch_size
+                                              + tf.cast(i, tf.int64)),
+                    tf.range(tf.cast(steps, tf.int32)), fn_output_signature=images.dtype)
+        with tf.control_dependencies([images]):
             advanced = step.assign_add(steps)
         with tf.control_dependencies([advanced]):
-            return tf.reshape(self.scale(block), [steps, self.batch_size, -1])
+            return tf.identity(images)

@@ -16,7 +16,8 @@ class UsageError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
-    """What defines a run; a resumed run must match it."""
+    """What defines a run; a resumed run must match it. Checkpoints from before
+    a field existed take its default, which was then the only choice."""
 
     seed: int
     batch_size: int = 64
@@ -24,6 +25,11 @@ class RunConfig:
     z_dim: int = 100
     sample_every: int = 1000
     split: str = TRAIN_SPLIT
+    dataset: str = "mnist"  # or a .npz file's path
+    data_sha256: str | None = None  # a .npz file's
+    binarize: bool = False
+    learning_rate: float = 1e-3
+    beta: float = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +59,12 @@ def train(
     verbose=1,
     fast=False,
     callbacks=(),
+    dataset=None,
+    binarize=None,
+    learning_rate=None,
+    beta=None,
+    log_dir=None,
+    eval_every=None,
 ):
     """Trains to `iters` steps, resuming from `checkpoint_dir` when it holds a run.
 
@@ -71,6 +83,18 @@ def train(
             original's training, not bit for bit.
         callbacks: Keras callbacks to run beside the run's own (grids,
             checkpoints, clean stops), e.g. to record it.
+        dataset: `"mnist"`, `"fashion_mnist"` or a `.npz` file's path (see
+            `load_mnist`); the model's `x_dim` is the data's. None: the
+            resumed run's own, or for a fresh run `"mnist"`.
+        binarize: bool, dynamic binarization of the training images.
+        learning_rate: float, Adam's step size.
+        beta: float, the KL term's weight.
+            For these three, None: the resumed run's own, or for a fresh run
+            the original's (no binarization, 1e-3, 1).
+        log_dir: str or None, where `keras_vae.logs.TrainingLog` writes
+            TensorBoard events and `metrics.csv` every `sample_every` steps.
+        eval_every: int or None, with `log_dir`: steps between measures of the
+            test split's negative ELBO (a multiple of `sample_every`).
 
     Turns on TensorFlow's op determinism for the process, so that the same
     seed gives the same run.
@@ -88,10 +112,17 @@ def train(
 
     from keras_vae.callbacks import Checkpointer, SampleGrid, StopOnDivergence, StopOnSignal
     from keras_vae.checkpoints import load_latest
-    from keras_vae.data import load_mnist
+    from keras_vae.data import default_split, load_mnist
     from keras_vae.model import VAE
+    from keras_vae.optimizers import TF1Adam
 
     _writable_dir(out, "--out")
+    if log_dir is not None:
+        _writable_dir(log_dir, "--log-dir")
+    if eval_every is not None and (log_dir is None or eval_every % sample_every):
+        raise UsageError(
+            f"--eval-every {eval_every} needs --log-dir and a multiple of --sample-every "
+            f"({sample_every}): the test negative ELBO goes into the logs, at their steps.")
     resumed = None
     if checkpoint_dir is not None:
         _writable_dir(checkpoint_dir, "--checkpoint-dir")
@@ -99,33 +130,70 @@ def train(
     if resumed is None:
         _clear_or_refuse_grids(out, overwrite)
         seed = int(np.random.SeedSequence().entropy % 2**31) if seed is None else seed
-        config = RunConfig(seed, batch_size, h_dim, z_dim, sample_every)
-        keras.utils.set_random_seed(seed)
-        model = VAE(h_dim=h_dim, z_dim=z_dim, seed=seed)
+        dataset = "mnist" if dataset is None else os.fspath(dataset)
+        config = RunConfig(seed, batch_size, h_dim, z_dim, sample_every, default_split(dataset),
+                           dataset, _data_sha256(dataset), bool(binarize),
+                           1e-3 if learning_rate is None else learning_rate,
+                           1.0 if beta is None else beta)
         start = 0
     else:
         checkpoint, model = resumed
         config = RunConfig(**checkpoint.config)
         _check_same_run(config, checkpoint_dir, seed=seed, batch_size=batch_size,
-                        h_dim=h_dim, z_dim=z_dim, sample_every=sample_every)
+                        h_dim=h_dim, z_dim=z_dim, sample_every=sample_every,
+                        dataset=dataset and os.fspath(dataset), binarize=binarize,
+                        learning_rate=learning_rate, beta=beta)
+        if _data_sha256(config.dataset) != config.data_sha256:
+            raise UsageError(
+                f"{config.dataset} is not the file the checkpoints in {checkpoint_dir} "
+                "were trained on: its SHA-256 differs. Resume with that file, or start "
+                "a new run with another --checkpoint-dir.")
         start = checkpoint.step
+    if log_dir is not None:
+        from keras_vae.logs import prepare_log_dir
+
+        try:
+            prepare_log_dir(log_dir, start, overwrite)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+    if resumed is None:
+        keras.utils.set_random_seed(seed)
+    else:
         print(f"Resuming from {checkpoint.model_path} at step {start}.", flush=True)
     if start >= iters:
         print(f"The run is at step {start} already (--iters {iters}): nothing to train.")
         return Outcome("completed", start, model)
 
+    data = load_mnist(
+        config.split, batch_size=config.batch_size, data_dir=data_dir,
+        seed=config.seed, initial_step=start, dataset=config.dataset, binarize=config.binarize,
+    )
+    if resumed is None:
+        model = VAE(x_dim=data.element_spec.shape[-1], h_dim=h_dim, z_dim=z_dim, seed=seed,
+                    beta=config.beta)
+    model.trained_with = {
+        name: value for name, value in dataclasses.asdict(config).items()
+        if name not in ("h_dim", "z_dim", "sample_every") and value is not None
+    }
     # Several steps per call into TensorFlow; the callbacks' steps still end
     # calls (keras_vae.execution), so the bits are those of one step per call.
-    model.compile(optimizer=getattr(model, "optimizer", None), fast=fast,
-                  steps_per_execution=STEPS_PER_EXECUTION)
+    optimizer = getattr(model, "optimizer", None) or TF1Adam(learning_rate=config.learning_rate)
+    model.compile(optimizer=optimizer, fast=fast, steps_per_execution=STEPS_PER_EXECUTION)
     tf.config.experimental.enable_op_determinism()
-    dataset = load_mnist(
-        config.split, batch_size=config.batch_size, data_dir=data_dir,
-        seed=config.seed, initial_step=start,
-    )
     divergence, signals = StopOnDivergence(), StopOnSignal()
-    run_callbacks = [divergence, SampleGrid(out, every=config.sample_every, seed=config.seed,
-                                            resume=True)]
+    grid = SampleGrid(out, every=config.sample_every, seed=config.seed, resume=True)
+    run_callbacks = [divergence, grid]
+    if log_dir is not None:
+        from keras_vae.logs import TrainingLog
+
+        test_data = None
+        if eval_every is not None:
+            test_data = load_mnist("test", batch_size=1000, data_dir=data_dir, shuffle=False,
+                                   dataset=config.dataset, binarize=config.binarize,
+                                   seed=config.seed)
+        run_callbacks.append(TrainingLog(log_dir, every=config.sample_every, grid=grid,
+                                         eval_every=eval_every, test_data=test_data,
+                                         eval_seed=config.seed))
     checkpointer = None
     if checkpoint_dir is not None:
         checkpointer = Checkpointer(
@@ -133,7 +201,7 @@ def train(
         )
         run_callbacks.append(checkpointer)
     model.fit(
-        dataset, epochs=1, steps_per_epoch=iters - start,
+        data, epochs=1, steps_per_epoch=iters - start,
         callbacks=[*run_callbacks, signals, *callbacks],
         shuffle=False, verbose=verbose,
     )
@@ -181,11 +249,28 @@ def _check_same_run(config, checkpoint_dir, **asked):
         stored = getattr(config, name)
         if value is not None and value != stored:
             flag = "--" + name.replace("_", "-")
+            if isinstance(stored, bool):  # a switch: the run had it or not
+                ran = flag if stored else f"no {flag}"
+                fix = f"Resume {'with' if stored else 'without'} {flag}"
+            else:
+                ran, fix = f"{flag} {stored}, not {value}", f"Resume with {flag} {stored}"
             raise UsageError(
-                f"The checkpoints in {checkpoint_dir} are of a run with {flag} "
-                f"{stored}, not {value}. Resume with {flag} {stored}, or start a "
-                "new run with another --checkpoint-dir."
+                f"The checkpoints in {checkpoint_dir} are of a run with {ran}. {fix}, "
+                "or start a new run with another --checkpoint-dir."
             )
+
+
+def _data_sha256(dataset):
+    """A .npz file's SHA-256, which a resumed run must match; None for a named dataset."""
+    from keras_vae.atomic import sha256
+    from keras_vae.data import is_npz
+
+    if not is_npz(dataset):
+        return None
+    if not os.path.isfile(dataset):
+        raise UsageError(f"--data {dataset}: no such file. Give the path of a .npz file of "
+                         "images (x_train, x_test).")
+    return sha256(dataset)
 
 
 def _latest_path(checkpoint_dir):
