@@ -11,6 +11,8 @@ import os
 import signal
 import sys
 
+PLOTS = ("reconstructions", "interpolation", "manifold", "latent", "curves")
+
 # load_mnist's datasets; not imported from keras_vae.data, so that --help
 # answers without importing TensorFlow.
 DATASETS = ("mnist", "fashion_mnist")
@@ -93,6 +95,17 @@ def chosen_data(args, model=None):
     if args.dataset or model is None:
         return args.dataset
     return model.trained_with.get("dataset", "mnist")
+
+
+def index_pair(text):
+    """argparse type: two indices >= 0, e.g. 0,1."""
+    try:
+        pair = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        pair = ()
+    if len(pair) != 2 or min(pair) < 0:
+        raise argparse.ArgumentTypeError(f"expected two indices >= 0 like 0,1, got {text!r}")
+    return pair
 
 
 def keras_path(text):
@@ -223,6 +236,31 @@ def build_parser():
                           help="images at a time (default: 100)")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.set_defaults(run=run_evaluate)
+
+    plot = commands.add_parser(
+        "plot",
+        help="pictures of a saved model (reconstructions, interpolation, manifold, "
+        "latent) or of a run's logs (curves)",
+        description="Save one picture as a PNG. reconstructions: --n test images "
+        "above their reconstructions (2x28+2 by n*30-2 pixels). interpolation: a "
+        "walk in z, in --n steps, between the codes of test images --pair I,J "
+        "(28 by n*30-2 pixels). manifold: the decoded --n x --n grid over the "
+        "normal's quantiles of a --z-dim 2 model's latent space (n*30-2 pixels "
+        "square). latent: the test set's z means in 2-D (PCA for z-dim > 2), "
+        "coloured by label (600x600). curves: loss, reconstruction, KL and test "
+        "negative ELBO against steps, from train --log-dir's metrics.csv (1000x450).",
+    )
+    plot.add_argument("kind", choices=PLOTS, metavar="KIND", help=", ".join(PLOTS))
+    plot.add_argument("--model", help="a .keras file saved by train --save (all but curves)")
+    plot.add_argument("--log-dir", metavar="DIR", help="a run's --log-dir (curves)")
+    add_data_flags(plot, "draw from", recorded=True)
+    plot.add_argument("--n", type=positive_int,
+                      help="images (reconstructions: 10), steps (interpolation: 10), "
+                      "grid side (manifold: 20), or test images (latent: all)")
+    plot.add_argument("--pair", type=index_pair, default=(0, 1), metavar="I,J",
+                      help="interpolation: the two test images (default: 0,1)")
+    plot.add_argument("--out", required=True, metavar="FILE.png", help="the PNG to write")
+    plot.set_defaults(run=run_plot)
 
     download = commands.add_parser(
         "download",
@@ -363,6 +401,41 @@ def run_evaluate(args):
     for k, nll in result["nll"].items():
         print(f"  -log p(x), k = {k}: {nll:.3f} +- {result['nll_se'][k]:.3f} nats")
     print(f"  bits per dimension: {result['bits_per_dim']:.4f}")
+
+
+def run_plot(args):
+    from keras_vae import plots
+
+    needs = "--log-dir" if args.kind == "curves" else "--model"
+    if getattr(args, needs[2:].replace("-", "_")) is None:
+        raise ValueError(f"plot {args.kind} needs {needs}.")
+    if args.kind == "curves":
+        plots.curves(args.log_dir, args.out)
+        print(f"Saved the curves of {args.log_dir} to {args.out}")
+        return
+    from keras_vae.data import read_images, scale_pixels
+    from keras_vae.saving import load_model
+
+    model = load_model(args.model)
+    if args.kind == "manifold":
+        plots.manifold(model, args.out, n=args.n or 20)
+    else:
+        images, labels = read_images(chosen_data(args, model), "test", args.data_dir)
+        images = scale_pixels(images) if images.dtype.kind == "u" else images
+        if args.kind == "reconstructions":
+            plots.reconstructions(model, images[:args.n or 10], args.out)
+        elif args.kind == "interpolation":
+            if max(args.pair) >= len(images):
+                raise ValueError(f"--pair: there are {len(images)} test images, so the "
+                                 f"indices go up to {len(images) - 1}. Received: {args.pair}")
+            first, second = (images[i] for i in args.pair)
+            plots.interpolation(model, first, second, args.out, steps=args.n or 10)
+        else:
+            if labels is None:
+                raise ValueError("plot latent colours the codes by label: the data "
+                                 "has none (add y_test to the .npz file).")
+            plots.latent(model, images[:args.n], labels[:args.n], args.out)
+    print(f"Saved the {args.kind} of {args.model} to {args.out}")
 
 
 def run_download(args):
