@@ -379,8 +379,9 @@ def read_images(dataset="mnist", split=None, data_dir=None, source="idx",
         raise ValueError(f'Expected source "idx" or "tfds". Received: source={source!r}')
     if len(images) == 0:
         where = f" in {os.path.abspath(os.fspath(data_dir))}" if data_dir else ""
+        name = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}.get(dataset, dataset)
         raise DataError(
-            f"The {dataset} split {split!r} holds no examples{where}. Choose a "
+            f"The {name} split {split!r} holds no examples{where}. Choose a "
             "non-empty split."
         )
     return images, labels

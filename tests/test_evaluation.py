@@ -113,3 +113,10 @@ def test_cli_evaluate_prints_one_json_object(trained, synthetic_mnist_dir, tmp_p
 def test_cli_refuses_bad_sample_counts():
     run = run_keras_vae("evaluate", "--model", "m.keras", "--k", "1,0")
     assert run.returncode == 2 and "--k: expected positive integers" in run.stderr
+
+
+def test_images_of_another_size_are_refused_by_name(synthetic_mnist_dir):
+    model = VAE(x_dim=144, h_dim=8, z_dim=2)
+    data = load_mnist("test[:10]", 10, synthetic_mnist_dir, shuffle=False)
+    with pytest.raises(ValueError, match="takes images of 144 pixels; these have 784"):
+        evaluation.evaluate(model, data, k=(1,))
