@@ -217,7 +217,8 @@ def curves(log_dir, path):
     negative ELBO of a batch), its reconstruction term and, on the rows
     where it was measured, the test set's negative ELBO; on the right the KL
     term, which is much smaller. Lines are labelled with the CSV's column
-    names. The PNG is 1000x450 pixels (10x4.5 inches at 100 dpi).
+    names; the left axis is scaled to the points after the first (an
+    untrained model's loss is several times the rest). The PNG is 1000x450 pixels (10x4.5 inches at 100 dpi).
 
     Args:
         log_dir: str or `os.PathLike`, the directory holding `metrics.csv`.
@@ -237,9 +238,14 @@ def curves(log_dir, path):
         elbo_ax.plot(step, metrics[column], label=column)
     measured = ~np.isnan(metrics["test_neg_elbo"])
     if measured.any():
-        elbo_ax.plot(
-            step[measured], metrics["test_neg_elbo"][measured], "o-", label="test_neg_elbo"
-        )
+        elbo_ax.plot(step[measured], metrics["test_neg_elbo"][measured],
+                     "o-" if measured.sum() <= 30 else "-", label="test_neg_elbo")
+    # The first point, an untrained model's, would flatten the rest: the
+    # scale fits the later ones.
+    later = np.concatenate([metrics[c][1:] for c in ("loss", "recon_loss", "test_neg_elbo")])
+    if len(step) > 2 and np.isfinite(later).any():
+        low, high = np.nanmin(later), np.nanmax(later)
+        elbo_ax.set_ylim(low - 0.05 * (high - low), high + 0.05 * (high - low))
     kl_ax.plot(step, metrics["kl_loss"], color="C3", label="kl_loss")
     elbo_ax.set_title("negative ELBO and its reconstruction term")
     kl_ax.set_title("KL(Q(z|X) || P(z))")
