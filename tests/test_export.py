@@ -102,7 +102,7 @@ def test_metadata_is_readable_without_tensorflow(trained):
     with open(os.path.join(export_dir, "assets.extra", "keras_vae.json")) as f:
         metadata = json.load(f)
     assert metadata == {
-        "x_dim": 784, "h_dim": 128, "z_dim": 100,
+        "x_dim": 784, "h_dim": 128, "z_dim": 100, "beta": 1.0, "trained_with": {},
         "keras_vae_version": __version__, "training_steps": 5, "format_version": 1,
     }
 

@@ -95,7 +95,11 @@ SWAPS = {
         model.VAE.decode = decode
     """,
     "Keras' Adam": """
-        model.TF1Adam = lambda: keras.optimizers.Adam(epsilon=1e-8)
+        from keras_vae import optimizers
+
+        # What keras_vae.training builds for keras-vae train.
+        optimizers.TF1Adam = lambda learning_rate: keras.optimizers.Adam(
+            learning_rate, epsilon=1e-8)
     """,
 }
 
