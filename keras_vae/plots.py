@@ -99,7 +99,7 @@ def manifold(model, path, n=20):
     evenly spaced from 0.05 to 0.95, so the grid covers the prior P(z) as
     its mass lies. z[0] grows left to right and z[1] bottom to top, as on a
     plot. The PNG is `n*s + 2*(n - 1)` pixels square for tiles of side s:
-    614x614 for MNIST and n = 20.
+    598x598 for MNIST and n = 20.
 
     Args:
         model: a `keras_vae.VAE` with `z_dim == 2`.
