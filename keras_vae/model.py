@@ -9,6 +9,7 @@ from keras_vae.checks import check_count
 from keras_vae.losses import kl_divergence, reconstruction_loss
 from keras_vae.metrics import LastValue
 from keras_vae.optimizers import TF1Adam
+from keras_vae.replicas import logs_for_keras, replica_share
 
 
 def xavier_init(in_dim):
@@ -232,12 +233,22 @@ class VAE(keras.Model):
         the gradients are the TF1 graph's bit for bit; run eagerly they were
         measured to differ from it in the last bits.
         """
+        share = replica_share(x)
+        if share is not None and noise is None:
+            noise = self.global_noise_rows(share)
         with tf.GradientTape() as tape:
             losses = self.compute_vae_loss(x, noise, sample_weight)
-            # Under tf.distribute, gradients are summed over replicas.
-            replicas = tf.distribute.get_strategy().num_replicas_in_sync
-            scaled_loss = losses[0] / replicas if replicas > 1 else losses[0]
-        return losses, tape.gradient(scaled_loss, self.trainable_weights)
+            # Replicas: each one's part of the global batch mean, which the
+            # strategy's sum of gradients adds up.
+            scaled_loss = losses[0] if share is None else losses[0] * share.fraction
+        gradients = tape.gradient(scaled_loss, self.trainable_weights)
+        return (losses if share is None else share.as_replica_mean(losses)), gradients
+
+    def global_noise_rows(self, share):
+        """This replica's rows of the noise one device would draw for the
+        whole batch: the same `(global batch, z_dim)` draw, split."""
+        eps = keras.random.normal(tf.stack([share.total, self.z_dim]), seed=self.seed_generator)
+        return eps[share.offset:share.offset + share.size]
 
     def fit(self, x=None, y=None, steps_per_epoch=None, **kwargs):
         """Keras' `fit`, running exactly `steps_per_epoch` steps whatever
@@ -253,6 +264,17 @@ class VAE(keras.Model):
                 "one batch of images, e.g. keras_vae.load_mnist()."
             )
         return history
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras 3.15, under a strategy, first reduces a batch across the
+        # replicas to build the model on it: that fails for (x, y) batches
+        # under MultiWorkerMirroredStrategy and for replicas of unequal
+        # shares. This model is built when made and compiles no loss or
+        # metric, so building its optimizer is all that step would do.
+        # tests/test_distribute.py says when a Keras release no longer needs it.
+        if self._distribute_strategy is not None and not self.optimizer.built:
+            with self.distribute_strategy.scope():
+                self.optimizer.build(self.trainable_variables)
 
     def train_step(self, data):
         x, noise, sample_weight = _unpack(data)
@@ -270,8 +292,12 @@ class VAE(keras.Model):
 
     def test_step(self, data):
         x, noise, sample_weight = _unpack(data)
+        share = replica_share(x)
+        if share is not None and noise is None:
+            noise = self.global_noise_rows(share)
         with tf.control_dependencies([self._check_inputs(x, noise)]):
-            return self.update_metrics(*self.compute_vae_loss(x, noise, sample_weight))
+            losses = self.compute_vae_loss(x, noise, sample_weight)
+            return self.update_metrics(*(losses if share is None else share.as_replica_mean(losses)))
 
     def update_metrics(self, loss, recon_loss, kl_loss):
         """Adds one step's losses to the metrics; returns the metrics."""
@@ -279,7 +305,7 @@ class VAE(keras.Model):
         self.recon_loss_tracker.update_state(recon_loss)
         self.kl_loss_tracker.update_state(kl_loss)
         self.step_loss_tracker.update_state(loss)
-        return self.get_metrics_result()
+        return logs_for_keras(self.get_metrics_result())
 
     def _check_inputs(self, x, noise):
         """The op that checks `x`'s values; a clear error now for anything else.
