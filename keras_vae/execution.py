@@ -71,8 +71,10 @@ def in_graph_stream(model, x, y, steps_per_epoch):
             "load_mnist's dataset itself to fit for that.", stacklevel=3)
     if stream is None or y is not None or not steps_per_epoch or model.run_eagerly:
         return None
-    if tf.distribute.has_strategy():
-        return None  # replicas each need their own batches: tf.data does that
+    if model.distribute_strategy.num_replicas_in_sync > 1 or tf.distribute.has_strategy():
+        # Replicas each take their rows of the batch: tf.data does that. (A
+        # model made under a strategy's scope keeps it; fit runs outside it.)
+        return None
     return stream
 
 
