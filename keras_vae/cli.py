@@ -11,6 +11,8 @@ import os
 import signal
 import sys
 
+# keras_vae.strategies.KINDS, for --help without TensorFlow.
+STRATEGIES = ("one", "mirrored", "multi-worker")
 PLOTS = ("reconstructions", "interpolation", "manifold", "latent", "curves")
 
 # load_mnist's datasets; not imported from keras_vae.data, so that --help
@@ -108,6 +110,17 @@ def index_pair(text):
     return pair
 
 
+def host_ports(text):
+    """argparse type: HOST:PORT,HOST:PORT,... (the workers of a cluster)."""
+    workers = text.split(",")
+    for worker in workers:
+        host, _, port = worker.rpartition(":")
+        if not host or not port.isdigit():
+            raise argparse.ArgumentTypeError(
+                f"expected HOST:PORT,HOST:PORT,..., got {worker!r} in {text!r}")
+    return workers
+
+
 def keras_path(text):
     """argparse type: a path ending in .keras, the format Keras 3 saves."""
     if not text.endswith(".keras"):
@@ -188,6 +201,20 @@ def build_parser():
         help="with --log-dir: also log the test split's negative ELBO every N steps "
         "(a multiple of --sample-every)",
     )
+    train.add_argument(
+        "--strategy", choices=STRATEGIES, default="one",
+        help="one: one device (default); mirrored: every GPU of this machine, or "
+        "--replicas logical CPUs; multi-worker: one worker of a cluster "
+        "(--workers and --worker-index, or TF_CONFIG)",
+    )
+    train.add_argument("--replicas", type=positive_int, metavar="N",
+                       help="with --strategy mirrored on a machine without GPUs: N CPU replicas")
+    train.add_argument("--workers", type=host_ports, metavar="HOST:PORT,...",
+                       help="with --strategy multi-worker: every worker, in the same order "
+                       "on each")
+    train.add_argument("--worker-index", type=int, metavar="I",
+                       help="with --workers: this worker's place in the list, from 0 (0 is "
+                       "the chief, which writes the grids, logs, checkpoints and --save)")
     train.add_argument(
         "--fast", action="store_true",
         help="fast mode: statistically the same training, not bit for bit, its "
@@ -300,9 +327,14 @@ def build_parser():
 
 def run_train(args):
     from keras_vae.saving import save_model
+    from keras_vae.strategies import is_chief, make_strategy
     from keras_vae.training import train
 
-    if args.export:
+    # Checks the flags for any kind; one device runs without a strategy.
+    strategy = make_strategy(args.strategy, args.replicas, args.workers, args.worker_index)
+    strategy = None if args.strategy == "one" else strategy
+    chief = strategy is None or is_chief(strategy)
+    if args.export and chief:
         _check_export_target(args.export, args.overwrite)
     outcome = train(
         args.iters, out=args.out, data_dir=args.data_dir, seed=args.seed,
@@ -311,7 +343,7 @@ def run_train(args):
         checkpoint_every=args.checkpoint_every, overwrite=args.overwrite,
         verbose=args.verbose, fast=args.fast, dataset=chosen_data(args),
         binarize=args.binarize, learning_rate=args.learning_rate, beta=args.beta,
-        log_dir=args.log_dir, eval_every=args.eval_every,
+        log_dir=args.log_dir, eval_every=args.eval_every, strategy=strategy,
     )
     if outcome.status == "diverged":
         kept = (
@@ -336,6 +368,8 @@ def run_train(args):
         print(f"keras-vae train: stopped by {name} after step {outcome.step}. {where}",
               file=sys.stderr)
         return 128 + outcome.signal
+    if not chief:  # the chief saves and exports
+        return 0
     if args.save:
         save_model(outcome.model, args.save)
         print(f"Saved the model to {args.save}")

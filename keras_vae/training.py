@@ -1,6 +1,7 @@
 """A training run as `keras-vae train` makes it: fresh or resumed from its
 checkpoints, stopped cleanly by a signal or a diverged loss."""
 
+import contextlib
 import dataclasses
 import os
 import re
@@ -65,6 +66,7 @@ def train(
     beta=None,
     log_dir=None,
     eval_every=None,
+    strategy=None,
 ):
     """Trains to `iters` steps, resuming from `checkpoint_dir` when it holds a run.
 
@@ -95,6 +97,10 @@ def train(
             TensorBoard events and `metrics.csv` every `sample_every` steps.
         eval_every: int or None, with `log_dir`: steps between measures of the
             test split's negative ELBO (a multiple of `sample_every`).
+        strategy: a `tf.distribute.Strategy` or None (one device), e.g. from
+            `keras_vae.strategies.make_strategy`. Only its chief writes grids,
+            logs and checkpoints; every worker reads the same
+            `checkpoint_dir`, which must be shared.
 
     Turns on TensorFlow's op determinism for the process, so that the same
     seed gives the same run.
@@ -115,9 +121,16 @@ def train(
     from keras_vae.data import default_split, load_mnist
     from keras_vae.model import VAE
     from keras_vae.optimizers import TF1Adam
+    from keras_vae.strategies import is_chief, is_multi_worker
 
-    _writable_dir(out, "--out")
-    if log_dir is not None:
+    if strategy is not None and fast:
+        raise UsageError("--fast runs each call's steps as one XLA loop on one device; "
+                         "drop --fast, or --strategy.")
+    chief = strategy is None or is_chief(strategy)
+    scope = strategy.scope if strategy is not None else contextlib.nullcontext
+    if chief:
+        _writable_dir(out, "--out")
+    if log_dir is not None and chief:
         _writable_dir(log_dir, "--log-dir")
     if eval_every is not None and (log_dir is None or eval_every % sample_every):
         raise UsageError(
@@ -125,10 +138,18 @@ def train(
             f"({sample_every}): the test negative ELBO goes into the logs, at their steps.")
     resumed = None
     if checkpoint_dir is not None:
-        _writable_dir(checkpoint_dir, "--checkpoint-dir")
-        resumed = load_latest(checkpoint_dir)
-    if resumed is None:
+        if chief:
+            _writable_dir(checkpoint_dir, "--checkpoint-dir")
+        if strategy is not None:  # before loading, which runs collectives
+            _check_same_start(strategy, _newest_step(checkpoint_dir), checkpoint_dir)
+        with scope():
+            resumed = load_latest(checkpoint_dir)
+    if resumed is None and chief:
         _clear_or_refuse_grids(out, overwrite)
+    if resumed is None and seed is None and strategy is not None and is_multi_worker(strategy):
+        raise UsageError("--strategy multi-worker needs --seed on a fresh run: every worker "
+                         "must draw the same batches and noise.")
+    if resumed is None:
         seed = int(np.random.SeedSequence().entropy % 2**31) if seed is None else seed
         dataset = "mnist" if dataset is None else os.fspath(dataset)
         config = RunConfig(seed, batch_size, h_dim, z_dim, sample_every, default_split(dataset),
@@ -149,7 +170,7 @@ def train(
                 "were trained on: its SHA-256 differs. Resume with that file, or start "
                 "a new run with another --checkpoint-dir.")
         start = checkpoint.step
-    if log_dir is not None:
+    if log_dir is not None and chief:
         from keras_vae.logs import prepare_log_dir
 
         try:
@@ -169,21 +190,27 @@ def train(
         seed=config.seed, initial_step=start, dataset=config.dataset, binarize=config.binarize,
     )
     if resumed is None:
-        model = VAE(x_dim=data.element_spec.shape[-1], h_dim=h_dim, z_dim=z_dim, seed=seed,
-                    beta=config.beta)
+        with scope():
+            model = VAE(x_dim=data.element_spec.shape[-1], h_dim=h_dim, z_dim=z_dim, seed=seed,
+                        beta=config.beta)
     model.trained_with = {
         name: value for name, value in dataclasses.asdict(config).items()
         if name not in ("h_dim", "z_dim", "sample_every") and value is not None
     }
     # Several steps per call into TensorFlow; the callbacks' steps still end
     # calls (keras_vae.execution), so the bits are those of one step per call.
-    optimizer = getattr(model, "optimizer", None) or TF1Adam(learning_rate=config.learning_rate)
-    model.compile(optimizer=optimizer, fast=fast, steps_per_execution=STEPS_PER_EXECUTION)
+    # Under a strategy Keras' own loop runs, whose calls would not end there:
+    # one step per call.
+    with scope():
+        optimizer = (getattr(model, "optimizer", None)
+                     or TF1Adam(learning_rate=config.learning_rate))
+        model.compile(optimizer=optimizer, fast=fast,
+                      steps_per_execution=STEPS_PER_EXECUTION if strategy is None else 1)
     tf.config.experimental.enable_op_determinism()
     divergence, signals = StopOnDivergence(), StopOnSignal()
     grid = SampleGrid(out, every=config.sample_every, seed=config.seed, resume=True)
-    run_callbacks = [divergence, grid]
-    if log_dir is not None:
+    run_callbacks = [divergence, grid] if chief else [divergence]
+    if log_dir is not None and chief:
         from keras_vae.logs import TrainingLog
 
         test_data = None
@@ -195,7 +222,7 @@ def train(
                                          eval_every=eval_every, test_data=test_data,
                                          eval_seed=config.seed))
     checkpointer = None
-    if checkpoint_dir is not None:
+    if checkpoint_dir is not None and chief:
         checkpointer = Checkpointer(
             checkpoint_dir, every=checkpoint_every, config=dataclasses.asdict(config)
         )
@@ -203,7 +230,7 @@ def train(
     model.fit(
         data, epochs=1, steps_per_epoch=iters - start,
         callbacks=[*run_callbacks, signals, *callbacks],
-        shuffle=False, verbose=verbose,
+        shuffle=False, verbose=verbose if chief else 0,
     )
     step = int(model.optimizer.iterations.numpy())
     if divergence.diverged_at is not None:
@@ -271,6 +298,31 @@ def _data_sha256(dataset):
         raise UsageError(f"--data {dataset}: no such file. Give the path of a .npz file of "
                          "images (x_train, x_test).")
     return sha256(dataset)
+
+
+def _check_same_start(strategy, start, checkpoint_dir):
+    """Every worker must resume from the chief's checkpoint: refuses a
+    `--checkpoint-dir` that is not the same directory on every worker."""
+    import tensorflow as tf
+
+    def gather():
+        context = tf.distribute.get_replica_context()
+        return context.all_gather(tf.constant([start], tf.int64), axis=0)
+
+    starts = strategy.experimental_local_results(strategy.run(gather))[0].numpy()
+    if len(set(starts.tolist())) > 1:
+        raise UsageError(
+            f"The workers found different checkpoints in --checkpoint-dir {checkpoint_dir}: "
+            f"steps {sorted(set(starts.tolist()))} (one per replica: {starts.tolist()}). "
+            "Every worker resumes from the chief's checkpoint, so --checkpoint-dir must be "
+            "one directory all of them share (a network file system).")
+
+
+def _newest_step(checkpoint_dir):
+    from keras_vae.checkpoints import list_checkpoints
+
+    found = list_checkpoints(checkpoint_dir) if os.path.isdir(checkpoint_dir) else []
+    return found[-1][0] if found else 0
 
 
 def _latest_path(checkpoint_dir):

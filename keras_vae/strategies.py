@@ -1,0 +1,119 @@
+"""The tf.distribute strategy of `keras-vae train --strategy`: one device, every
+GPU (or N logical CPUs) of this machine, or one worker of several machines.
+
+TensorFlow's own engine does the work; this module only builds the strategy
+from the flags, with clear errors for a cluster that cannot be, and says
+which worker is the chief (the one that writes grids, models and logs).
+"""
+
+import json
+import os
+import socket
+
+KINDS = ("one", "mirrored", "multi-worker")
+
+
+def make_strategy(kind="one", replicas=None, workers=None, worker_index=None):
+    """The strategy for `kind`; call it before TensorFlow uses any device.
+
+    Args:
+        kind: `"one"`, `"mirrored"` or `"multi-worker"`.
+        replicas: int or None, for `"mirrored"` on a machine without GPUs:
+            split the CPU into this many logical devices. Defaults to `None`:
+            every GPU, or the one CPU.
+        workers: list of `"host:port"` or None, for `"multi-worker"`: the
+            cluster, in the same order on every worker. Defaults to `None`:
+            `$TF_CONFIG` describes it.
+        worker_index: int or None, this worker's place in `workers`.
+
+    Raises:
+        ValueError: the flags contradict each other, a worker index is out
+            of range, `$TF_CONFIG` is unusable, or this worker's port is taken.
+    """
+    import tensorflow as tf
+
+    if kind not in KINDS:
+        raise ValueError(f"Expected --strategy to be one of {', '.join(KINDS)}. "
+                         f"Received: {kind!r}")
+    if replicas is not None and kind != "mirrored":
+        raise ValueError("--replicas goes with --strategy mirrored.")
+    if (workers is not None or worker_index is not None) and kind != "multi-worker":
+        raise ValueError("--workers and --worker-index go with --strategy multi-worker.")
+    if kind == "one":
+        return tf.distribute.get_strategy()
+    if kind == "mirrored":
+        return _mirrored(tf, replicas)
+    if workers is not None or worker_index is not None:
+        if workers is None or worker_index is None:
+            raise ValueError("--workers and --worker-index go together: the cluster, "
+                             "and this worker's place in it (from 0).")
+        os.environ["TF_CONFIG"] = json.dumps({
+            "cluster": {"worker": list(workers)},
+            "task": {"type": "worker", "index": worker_index},
+        })
+    _check_tf_config()
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def is_multi_worker(strategy):
+    """Whether `strategy` spans several processes (a cluster of workers)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    return resolver is not None and bool(resolver.cluster_spec().jobs)
+
+
+def is_chief(strategy):
+    """Whether this process writes the run's files: always, but for the
+    workers of a multi-worker cluster other than the chief (worker 0, or the
+    task of type "chief")."""
+    if not is_multi_worker(strategy):
+        return True
+    resolver = strategy.cluster_resolver
+    if "chief" in resolver.cluster_spec().jobs:
+        return resolver.task_type == "chief"
+    return resolver.task_type == "worker" and resolver.task_id == 0
+
+
+def _mirrored(tf, replicas):
+    gpus = tf.config.list_physical_devices("GPU")
+    if replicas is None:
+        return tf.distribute.MirroredStrategy()
+    if gpus:
+        raise ValueError(f"--replicas splits the CPU of a machine without GPUs; this one "
+                         f"has {len(gpus)}, which mirrored uses. Drop --replicas.")
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * replicas)
+    return tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(replicas)])
+
+
+def _check_tf_config():
+    """Refuses a `$TF_CONFIG` TensorFlow would fail on late or obscurely."""
+    text = os.environ.get("TF_CONFIG")
+    if not text:
+        raise ValueError("--strategy multi-worker needs the cluster: give --workers "
+                         "HOST:PORT,HOST:PORT,... and --worker-index I, or set TF_CONFIG.")
+    try:
+        config = json.loads(text)
+        cluster, task = config["cluster"], config["task"]
+        task_type, index = task["type"], int(task["index"])
+        members = cluster[task_type]
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(
+            f"TF_CONFIG is not a cluster and a task ({type(error).__name__}: {error}). "
+            'Expected e.g. {"cluster": {"worker": ["host1:2222", "host2:2222"]}, '
+            '"task": {"type": "worker", "index": 0}}.') from None
+    if not 0 <= index < len(members):
+        raise ValueError(
+            f"--worker-index (TF_CONFIG's task index) {index} is out of range: the "
+            f"cluster has {len(members)} {task_type}s, indexed from 0 to {len(members) - 1}.")
+    host, _, port = members[index].rpartition(":")
+    if not port.isdigit() or not host:
+        raise ValueError(f"Expected HOST:PORT for each worker. Received: {members[index]!r}")
+    with socket.socket() as probe:  # this worker's server must be able to listen there
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("", int(port)))
+        except OSError as error:
+            raise ValueError(
+                f"Port {port} of this worker ({members[index]}) is not free: "
+                f"{error.strerror}. Choose another port in --workers (TF_CONFIG).") from None
