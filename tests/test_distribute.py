@@ -175,3 +175,111 @@ def test_two_workers_train_as_one_device_step_after_step(tmp_path, synthetic_mni
     assert len(one) == 100 and one[0] > 2 * one[-1]  # it trained
     for losses in workers:
         np.testing.assert_allclose(losses, one, rtol=1e-4)
+
+
+def _workers(tmp_path, data_dir, *args, ports=None):
+    """Runs `keras-vae train` as 2 localhost workers; returns both CompletedProcess-likes."""
+    ports = ports or _free_ports(2)
+    workers = ",".join(f"localhost:{port}" for port in ports.split(","))
+    runs = [subprocess.Popen(
+        [sys.executable, "-m", "keras_vae", "train", "--data-dir", str(data_dir),
+         "--strategy", "multi-worker", "--workers", workers, "--worker-index", str(i),
+         "--out", str(tmp_path / f"out{i}"), "--save", str(tmp_path / f"model{i}.keras"),
+         *map(str, args)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=checkout_env(),
+        cwd=tmp_path) for i in range(2)]
+    for run in runs:
+        run.stdout_text, run.stderr_text = run.communicate(timeout=300)
+    return runs
+
+
+SMALL = ("--sample-every", 100, "--seed", 0, "--h-dim", 16, "--z-dim", 4, "--verbose", 0,
+         "--checkpoint-every", 150)
+
+
+def test_two_cli_workers_train_resume_and_only_the_chief_writes(tmp_path, synthetic_mnist_dir):
+    shared = ("--checkpoint-dir", tmp_path / "ck")
+    runs = _workers(tmp_path, synthetic_mnist_dir, *SMALL, *shared, "--iters", 300)
+    assert [run.returncode for run in runs] == [0, 0], runs[0].stderr_text[-2000:]
+    assert sorted(p.name for p in (tmp_path / "out0").iterdir()) == ["000.png", "001.png",
+                                                                      "002.png"]
+    assert "Iter: 200" in runs[0].stdout_text and "Iter:" not in runs[1].stdout_text
+    assert not (tmp_path / "out1").exists() and not (tmp_path / "model1.keras").exists()
+    assert (tmp_path / "model0.keras").is_file()
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir())[-1] == "ckpt-000000300.keras"
+    # The same command, further: both resume from the chief's checkpoint.
+    runs = _workers(tmp_path, synthetic_mnist_dir, *SMALL, *shared, "--iters", 400)
+    assert [run.returncode for run in runs] == [0, 0], runs[0].stderr_text[-2000:]
+    assert all("Resuming from" in run.stdout_text and "at step 300" in run.stdout_text
+               for run in runs)
+    assert (tmp_path / "out0" / "003.png").is_file() and not (tmp_path / "out1").exists()
+
+
+def test_a_checkpoint_dir_the_workers_do_not_share_is_refused(tmp_path, synthetic_mnist_dir):
+    from tests.conftest import run_keras_vae
+
+    (tmp_path / "other").mkdir()
+    run = run_keras_vae("train", "--data-dir", synthetic_mnist_dir, *SMALL, "--iters", 150,
+                        "--checkpoint-dir", tmp_path / "chief", "--out", tmp_path / "out0",
+                        cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    ports = _free_ports(2)
+    workers = ",".join(f"localhost:{port}" for port in ports.split(","))
+    runs = [subprocess.Popen(
+        [sys.executable, "-m", "keras_vae", "train", "--data-dir", str(synthetic_mnist_dir),
+         *map(str, SMALL), "--iters", "300", "--strategy", "multi-worker", "--workers", workers,
+         "--worker-index", str(i), "--out", str(tmp_path / f"out{i}"),
+         "--checkpoint-dir", str(tmp_path / ("chief" if i == 0 else "other"))],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=checkout_env(),
+        cwd=tmp_path) for i in range(2)]
+    for run in runs:
+        _, stderr = run.communicate(timeout=120)
+        assert run.returncode == 2, stderr[-2000:]
+        assert "found different checkpoints" in stderr and "share" in stderr
+    assert sorted(p.name for p in (tmp_path / "chief").iterdir())[-1] == "ckpt-000000150.keras"
+
+
+@pytest.mark.parametrize("flags, message", [
+    (("--replicas", 2), "--replicas goes with --strategy mirrored"),
+    (("--strategy", "multi-worker"), "needs the cluster: give --workers"),
+    (("--strategy", "multi-worker", "--workers", "localhost:1,localhost:2",
+      "--worker-index", 2), "--worker-index (TF_CONFIG's task index) 2 is out of range"),
+    (("--strategy", "multi-worker", "--workers", "localhost:2"), "go together"),
+    (("--strategy", "mirrored", "--workers", "localhost:2"), "go with --strategy multi-worker"),
+    (("--strategy", "multi-worker", "--workers", "localhost"), "expected HOST:PORT"),
+    (("--strategy", "mirrored", "--replicas", 2, "--fast"), "drop --fast, or --strategy"),
+])
+def test_bad_strategy_flags_get_a_clear_error(tmp_path, flags, message):
+    from tests.conftest import run_keras_vae
+
+    run = run_keras_vae("train", "--iters", 10, "--out", tmp_path / "out", *flags, cwd=tmp_path)
+    assert run.returncode == 2 and message in run.stderr, run.stderr[-1000:]
+
+
+def test_a_taken_port_and_a_bad_tf_config_are_named(tmp_path):
+    from tests.conftest import run_keras_vae
+
+    with socket.socket() as taken:
+        taken.bind(("", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        run = run_keras_vae("train", "--iters", 10, "--out", tmp_path / "out", "--strategy",
+                            "multi-worker", "--workers", f"localhost:{port}", "--worker-index",
+                            0, cwd=tmp_path)
+    assert run.returncode == 2 and f"Port {port} of this worker" in run.stderr, run.stderr
+    env = {**checkout_env(), "TF_CONFIG": '{"cluster": {}}'}
+    run = subprocess.run([sys.executable, "-m", "keras_vae", "train", "--iters", "10",
+                          "--strategy", "multi-worker"], capture_output=True, text=True,
+                         env=env, cwd=tmp_path, timeout=120)
+    assert run.returncode == 2 and "TF_CONFIG is not a cluster and a task" in run.stderr
+
+
+def test_mirrored_replicas_from_the_cli(tmp_path, synthetic_mnist_dir):
+    from tests.conftest import run_keras_vae
+
+    run = run_keras_vae("train", "--data-dir", synthetic_mnist_dir, *SMALL, "--iters", 200,
+                        "--strategy", "mirrored", "--replicas", 2, "--out", tmp_path / "out",
+                        "--save", tmp_path / "m.keras", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["000.png", "001.png"]
+    assert (tmp_path / "m.keras").is_file()
