@@ -11,8 +11,9 @@ import os
 import signal
 import sys
 
-# keras_vae.strategies.KINDS, for --help without TensorFlow.
-STRATEGIES = ("one", "mirrored", "multi-worker")
+from keras_vae.strategies import KINDS as STRATEGIES
+from keras_vae.strategies import WorkerLostError
+
 PLOTS = ("reconstructions", "interpolation", "manifold", "latent", "curves")
 
 # load_mnist's datasets; not imported from keras_vae.data, so that --help
@@ -508,6 +509,9 @@ def main(argv=None):
     except (ValueError, OSError) as error:
         print(f"keras-vae {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except WorkerLostError as error:  # training's failure, not bad input
+        print(f"keras-vae {args.command}: error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("keras-vae: interrupted", file=sys.stderr)
         return 130

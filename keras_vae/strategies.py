@@ -8,6 +8,7 @@ which worker is the chief (the one that writes grids, models and logs).
 
 import json
 import os
+import re
 import socket
 
 KINDS = ("one", "mirrored", "multi-worker")
@@ -53,6 +54,29 @@ def make_strategy(kind="one", replicas=None, workers=None, worker_index=None):
         })
     _check_tf_config()
     return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+class WorkerLostError(RuntimeError):
+    """A worker of the cluster stopped answering during training."""
+
+
+def lost_workers(strategy, error):
+    """`error` (a `tf.errors.UnavailableError` of a collective) as a
+    `WorkerLostError` naming the other workers it reports, or None when it
+    names none."""
+    resolver = strategy.cluster_resolver
+    spec = resolver.cluster_spec().as_dict()
+    named = set(re.findall(r"/job:(\w+)/replica:\d+/task:(\d+)", str(error)))
+    others = sorted((job, int(task)) for job, task in named
+                    if (job, int(task)) != (resolver.task_type, resolver.task_id)
+                    and job in spec and int(task) < len(spec[job]))
+    if not others:
+        return None
+    names = ", ".join(f"{job} {task} ({spec[job][task]})" for job, task in others)
+    return WorkerLostError(
+        f"lost {names}: it stopped answering (crashed, killed or unreachable), so "
+        "training stopped. Relaunch every worker with the same command to resume from "
+        "the newest checkpoint in --checkpoint-dir.")
 
 
 def is_multi_worker(strategy):

@@ -121,7 +121,7 @@ def train(
     from keras_vae.data import default_split, load_mnist
     from keras_vae.model import VAE
     from keras_vae.optimizers import TF1Adam
-    from keras_vae.strategies import is_chief, is_multi_worker
+    from keras_vae.strategies import is_chief, is_multi_worker, lost_workers
 
     if strategy is not None and fast:
         raise UsageError("--fast runs each call's steps as one XLA loop on one device; "
@@ -227,11 +227,17 @@ def train(
             checkpoint_dir, every=checkpoint_every, config=dataclasses.asdict(config)
         )
         run_callbacks.append(checkpointer)
-    model.fit(
-        data, epochs=1, steps_per_epoch=iters - start,
-        callbacks=[*run_callbacks, signals, *callbacks],
-        shuffle=False, verbose=verbose if chief else 0,
-    )
+    try:
+        model.fit(
+            data, epochs=1, steps_per_epoch=iters - start,
+            callbacks=[*run_callbacks, signals, *callbacks],
+            shuffle=False, verbose=verbose if chief else 0,
+        )
+    except tf.errors.UnavailableError as error:  # a collective lost a peer
+        lost = lost_workers(strategy, error) if strategy and is_multi_worker(strategy) else None
+        if lost is None:
+            raise
+        raise lost from None
     step = int(model.optimizer.iterations.numpy())
     if divergence.diverged_at is not None:
         return Outcome("diverged", step, model, _latest_path(checkpoint_dir),

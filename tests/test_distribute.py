@@ -283,3 +283,38 @@ def test_mirrored_replicas_from_the_cli(tmp_path, synthetic_mnist_dir):
     assert run.returncode == 0, run.stderr[-2000:]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["000.png", "001.png"]
     assert (tmp_path / "m.keras").is_file()
+
+
+def test_a_lost_worker_stops_the_other_clearly_and_both_resume(tmp_path, synthetic_mnist_dir):
+    import time
+
+    ports = _free_ports(2)
+    workers = ",".join(f"localhost:{port}" for port in ports.split(","))
+    common = [sys.executable, "-m", "keras_vae", "train", "--data-dir", str(synthetic_mnist_dir),
+              *map(str, SMALL), "--strategy", "multi-worker", "--workers", workers,
+              "--checkpoint-dir", str(tmp_path / "ck"), "--iters"]
+    runs = [subprocess.Popen([*common, "1000000", "--worker-index", str(i), "--out",
+                              str(tmp_path / f"out{i}")], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=checkout_env(), cwd=tmp_path)
+            for i in range(2)]
+    deadline = time.monotonic() + 120
+    while not list((tmp_path / "ck").glob("ckpt-*.json")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    runs[1].kill()  # SIGKILL: worker 1 is lost
+    killed = time.monotonic()
+    _, stderr = runs[0].communicate(timeout=90)
+    runs[1].communicate()
+    assert time.monotonic() - killed < 60
+    assert runs[0].returncode == 1, stderr[-2000:]
+    assert f"lost worker 1 (localhost:{ports.split(',')[1]})" in stderr and "Relaunch" in stderr
+    step = max(int(p.stem.split("-")[1]) for p in (tmp_path / "ck").glob("ckpt-*.json"))
+    # Relaunched, both resume from the newest checkpoint and finish.
+    runs = [subprocess.Popen([*common, str(step + 50), "--worker-index", str(i), "--out",
+                              str(tmp_path / f"out{i}")], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=checkout_env(), cwd=tmp_path)
+            for i in range(2)]
+    for run in runs:
+        stdout, stderr = run.communicate(timeout=120)
+        assert run.returncode == 0, stderr[-2000:]
+        assert f"at step {step}" in stdout
+    assert max(int(p.stem.split("-")[1]) for p in (tmp_path / "ck").glob("ckpt-*.json")) == step + 50
