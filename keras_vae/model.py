@@ -233,9 +233,7 @@ class VAE(keras.Model):
         the gradients are the TF1 graph's bit for bit; run eagerly they were
         measured to differ from it in the last bits.
         """
-        share = replica_share(x)
-        if share is not None and noise is None:
-            noise = self.global_noise_rows(share)
+        share, noise = self._replica_share_and_noise(x, noise)
         with tf.GradientTape() as tape:
             losses = self.compute_vae_loss(x, noise, sample_weight)
             # Replicas: each one's part of the global batch mean, which the
@@ -243,6 +241,15 @@ class VAE(keras.Model):
             scaled_loss = losses[0] if share is None else losses[0] * share.fraction
         gradients = tape.gradient(scaled_loss, self.trainable_weights)
         return (losses if share is None else share.as_replica_mean(losses)), gradients
+
+    def _replica_share_and_noise(self, x, noise):
+        """Under a strategy of several replicas: this replica's share of the
+        batch, and its rows of the global noise unless `noise` is given.
+        On one device: `(None, noise)`."""
+        share = replica_share(x)
+        if share is not None and noise is None:
+            noise = self.global_noise_rows(share)
+        return share, noise
 
     def global_noise_rows(self, share):
         """This replica's rows of the noise one device would draw for the
@@ -292,9 +299,7 @@ class VAE(keras.Model):
 
     def test_step(self, data):
         x, noise, sample_weight = _unpack(data)
-        share = replica_share(x)
-        if share is not None and noise is None:
-            noise = self.global_noise_rows(share)
+        share, noise = self._replica_share_and_noise(x, noise)
         with tf.control_dependencies([self._check_inputs(x, noise)]):
             losses = self.compute_vae_loss(x, noise, sample_weight)
             return self.update_metrics(*(losses if share is None else share.as_replica_mean(losses)))

@@ -141,7 +141,8 @@ def train(
         if chief:
             _writable_dir(checkpoint_dir, "--checkpoint-dir")
         if strategy is not None:  # before loading, which runs collectives
-            _check_same_start(strategy, _newest_step(checkpoint_dir), checkpoint_dir)
+            newest = _newest_checkpoint(checkpoint_dir)
+            _check_same_start(strategy, newest[0] if newest else 0, checkpoint_dir)
         with scope():
             resumed = load_latest(checkpoint_dir)
     if resumed is None and chief:
@@ -240,7 +241,8 @@ def train(
         raise lost from None
     step = int(model.optimizer.iterations.numpy())
     if divergence.diverged_at is not None:
-        return Outcome("diverged", step, model, _latest_path(checkpoint_dir),
+        newest = _newest_checkpoint(checkpoint_dir)
+        return Outcome("diverged", step, model, newest[2] if newest else None,
                        diverged_at=divergence.diverged_at)
     saved = checkpointer.save() if checkpointer else None
     if signals.received is not None:
@@ -324,15 +326,10 @@ def _check_same_start(strategy, start, checkpoint_dir):
             "one directory all of them share (a network file system).")
 
 
-def _newest_step(checkpoint_dir):
+def _newest_checkpoint(checkpoint_dir):
+    """(step, record path, model path) of the newest checkpoint on disk, or None."""
     from keras_vae.checkpoints import list_checkpoints
 
-    found = list_checkpoints(checkpoint_dir) if os.path.isdir(checkpoint_dir) else []
-    return found[-1][0] if found else 0
-
-
-def _latest_path(checkpoint_dir):
-    from keras_vae.checkpoints import list_checkpoints
-
-    found = list_checkpoints(checkpoint_dir) if checkpoint_dir else []
-    return found[-1][2] if found else None
+    found = (list_checkpoints(checkpoint_dir)
+             if checkpoint_dir and os.path.isdir(checkpoint_dir) else [])
+    return found[-1] if found else None
