@@ -216,6 +216,10 @@ def build_parser():
     train.add_argument("--worker-index", type=int, metavar="I",
                        help="with --workers: this worker's place in the list, from 0 (0 is "
                        "the chief, which writes the grids, logs, checkpoints and --save)")
+    train.add_argument("--join-timeout", type=positive_float, default=60, metavar="SECONDS",
+                       help="with --strategy multi-worker: seconds for every worker to join; "
+                       "past them this worker stops, naming those that do not answer "
+                       "(default: 60)")
     train.add_argument(
         "--fast", action="store_true",
         help="fast mode: statistically the same training, not bit for bit, its "
@@ -332,7 +336,8 @@ def run_train(args):
     from keras_vae.training import train
 
     # Checks the flags for any kind; one device runs without a strategy.
-    strategy = make_strategy(args.strategy, args.replicas, args.workers, args.worker_index)
+    strategy = make_strategy(args.strategy, args.replicas, args.workers, args.worker_index,
+                             args.join_timeout)
     strategy = None if args.strategy == "one" else strategy
     chief = strategy is None or is_chief(strategy)
     if args.export and chief:

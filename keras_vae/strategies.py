@@ -11,10 +11,13 @@ import os
 import re
 import socket
 
+from keras_vae.join_watchdog import watch_join
+
 KINDS = ("one", "mirrored", "multi-worker")
 
 
-def make_strategy(kind="one", replicas=None, workers=None, worker_index=None):
+def make_strategy(kind="one", replicas=None, workers=None, worker_index=None,
+                  join_timeout=60):
     """The strategy for `kind`; call it before TensorFlow uses any device.
 
     Args:
@@ -26,6 +29,10 @@ def make_strategy(kind="one", replicas=None, workers=None, worker_index=None):
             cluster, in the same order on every worker. Defaults to `None`:
             `$TF_CONFIG` describes it.
         worker_index: int or None, this worker's place in `workers`.
+        join_timeout: float or None, for `"multi-worker"`: seconds for every
+            worker to join. Past them this process ends (exit status -9,
+            SIGKILL: TensorFlow waits where Python cannot raise) after a
+            message naming the workers that do not answer. None: no limit.
 
     Raises:
         ValueError: the flags contradict each other, a worker index is out
@@ -52,8 +59,11 @@ def make_strategy(kind="one", replicas=None, workers=None, worker_index=None):
             "cluster": {"worker": list(workers)},
             "task": {"type": "worker", "index": worker_index},
         })
-    _check_tf_config()
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    cluster, task_type, index = _check_tf_config()
+    peers = {f"{job} {i}": address for job in ("chief", "worker")
+             for i, address in enumerate(cluster.get(job, ())) if (job, i) != (task_type, index)}
+    with watch_join(peers, join_timeout):
+        return tf.distribute.MultiWorkerMirroredStrategy()
 
 
 class WorkerLostError(RuntimeError):
@@ -111,7 +121,8 @@ def _mirrored(tf, replicas):
 
 
 def _check_tf_config():
-    """Refuses a `$TF_CONFIG` TensorFlow would fail on late or obscurely."""
+    """Refuses a `$TF_CONFIG` TensorFlow would fail on late or obscurely;
+    returns its cluster, task type and index."""
     text = os.environ.get("TF_CONFIG")
     if not text:
         raise ValueError("--strategy multi-worker needs the cluster: give --workers "
@@ -141,3 +152,4 @@ def _check_tf_config():
             raise ValueError(
                 f"Port {port} of this worker ({members[index]}) is not free: "
                 f"{error.strerror}. Choose another port in --workers (TF_CONFIG).") from None
+    return cluster, task_type, index

@@ -318,3 +318,30 @@ def test_a_lost_worker_stops_the_other_clearly_and_both_resume(tmp_path, synthet
         assert run.returncode == 0, stderr[-2000:]
         assert f"at step {step}" in stdout
     assert max(int(p.stem.split("-")[1]) for p in (tmp_path / "ck").glob("ckpt-*.json")) == step + 50
+
+
+def test_a_worker_that_never_joins_is_named_within_the_join_timeout(tmp_path):
+    import time
+
+    # Worker 0 alone, its peer's port silent; and worker 1 alone, its chief's
+    # port held by something that is not a worker: both stop at the deadline.
+    silent, = _free_ports(1).split(",")
+    mine = _free_ports(2).split(",")
+    with socket.socket() as impostor:
+        impostor.bind(("localhost", 0))
+        impostor.listen()
+        clusters = [(f"localhost:{mine[0]},localhost:{silent}", 0),
+                    (f"localhost:{impostor.getsockname()[1]},localhost:{mine[1]}", 1)]
+        started = time.monotonic()
+        runs = [subprocess.Popen(
+            [sys.executable, "-m", "keras_vae", "train", "--iters", "10", "--seed", "0",
+             "--out", str(tmp_path / f"out{index}"), "--strategy", "multi-worker",
+             "--workers", workers, "--worker-index", str(index), "--join-timeout", "5"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=checkout_env(),
+            cwd=tmp_path) for workers, index in clusters]
+        stderrs = [run.communicate(timeout=120)[1] for run in runs]
+    assert time.monotonic() - started < 60
+    assert all(run.returncode != 0 for run in runs), stderrs
+    assert (f"did not form within 5 s: nothing answers at worker 1 (localhost:{silent})"
+            in stderrs[0]), stderrs[0][-2000:]
+    assert "every worker answers, but not all joined" in stderrs[1], stderrs[1][-2000:]
