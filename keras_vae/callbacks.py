@@ -143,10 +143,21 @@ class StopOnSignal(keras.callbacks.Callback):
 
     The handlers are installed for the length of `fit` only; `received`
     then holds the signal's number, or None.
+
+    Args:
+        agree: callable or None, for the workers of a cluster, who must stop
+            at the same step (else their collectives no longer pair up): takes
+            this worker's signal number (0 for none) and returns the largest
+            of all workers'. Called by every worker every `every` steps.
+        every: int, steps between agreements.
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
     received = None
+
+    def __init__(self, agree=None, every=10):
+        super().__init__()
+        self.agree, self.every = agree, every
 
     def on_train_begin(self, logs=None):
         self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
@@ -155,6 +166,10 @@ class StopOnSignal(keras.callbacks.Callback):
         self.received = signum
 
     def on_train_batch_end(self, batch, logs=None):
+        if self.agree is not None:
+            if (batch + 1) % self.every:
+                return
+            self.received = self.agree(self.received or 0) or None
         if self.received is not None:
             self.model.stop_training = True
 

@@ -364,11 +364,12 @@ def run_train(args):
         return 1
     if outcome.status == "interrupted":
         name = signal.Signals(outcome.signal).name
+        again = ("run the same command again"
+                 f"{' on every worker' if args.strategy == 'multi-worker' else ''} to resume.")
         if outcome.checkpoint:
-            where = (
-                f"Checkpoint written to {outcome.checkpoint}; run the same command "
-                "again to resume."
-            )
+            where = f"Checkpoint written to {outcome.checkpoint}; {again}"
+        elif args.checkpoint_dir and not chief:
+            where = f"The chief writes the checkpoints; {again}"
         else:
             where = "Nothing was saved: give --checkpoint-dir to make a run resumable."
         print(f"keras-vae train: stopped by {name} after step {outcome.step}. {where}",

@@ -89,6 +89,17 @@ def lost_workers(strategy, error):
         "the newest checkpoint in --checkpoint-dir.")
 
 
+def gather(strategy, value):
+    """Every replica's int `value`, in replica order (one all-gather)."""
+    import tensorflow as tf
+
+    def gather_value():
+        context = tf.distribute.get_replica_context()
+        return context.all_gather(tf.constant([value], tf.int64), axis=0)
+
+    return strategy.experimental_local_results(strategy.run(gather_value))[0].numpy().tolist()
+
+
 def is_multi_worker(strategy):
     """Whether `strategy` spans several processes (a cluster of workers)."""
     resolver = getattr(strategy, "cluster_resolver", None)

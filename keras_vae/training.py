@@ -121,7 +121,7 @@ def train(
     from keras_vae.data import default_split, load_mnist
     from keras_vae.model import VAE
     from keras_vae.optimizers import TF1Adam
-    from keras_vae.strategies import is_chief, is_multi_worker, lost_workers
+    from keras_vae.strategies import gather, is_chief, is_multi_worker, lost_workers
 
     if strategy is not None and fast:
         raise UsageError("--fast runs each call's steps as one XLA loop on one device; "
@@ -208,7 +208,11 @@ def train(
         model.compile(optimizer=optimizer, fast=fast,
                       steps_per_execution=STEPS_PER_EXECUTION if strategy is None else 1)
     tf.config.experimental.enable_op_determinism()
-    divergence, signals = StopOnDivergence(), StopOnSignal()
+    divergence = StopOnDivergence()
+    if strategy is not None and is_multi_worker(strategy):
+        signals = StopOnSignal(agree=lambda signum: max(gather(strategy, signum)))
+    else:
+        signals = StopOnSignal()
     grid = SampleGrid(out, every=config.sample_every, seed=config.seed, resume=True)
     run_callbacks = [divergence, grid] if chief else [divergence]
     if log_dir is not None and chief:
@@ -311,17 +315,13 @@ def _data_sha256(dataset):
 def _check_same_start(strategy, start, checkpoint_dir):
     """Every worker must resume from the chief's checkpoint: refuses a
     `--checkpoint-dir` that is not the same directory on every worker."""
-    import tensorflow as tf
+    from keras_vae.strategies import gather
 
-    def gather():
-        context = tf.distribute.get_replica_context()
-        return context.all_gather(tf.constant([start], tf.int64), axis=0)
-
-    starts = strategy.experimental_local_results(strategy.run(gather))[0].numpy()
-    if len(set(starts.tolist())) > 1:
+    starts = gather(strategy, start)
+    if len(set(starts)) > 1:
         raise UsageError(
             f"The workers found different checkpoints in --checkpoint-dir {checkpoint_dir}: "
-            f"steps {sorted(set(starts.tolist()))} (one per replica: {starts.tolist()}). "
+            f"steps {sorted(set(starts))} (one per replica: {starts}). "
             "Every worker resumes from the chief's checkpoint, so --checkpoint-dir must be "
             "one directory all of them share (a network file system).")
 

@@ -285,39 +285,61 @@ def test_mirrored_replicas_from_the_cli(tmp_path, synthetic_mnist_dir):
     assert (tmp_path / "m.keras").is_file()
 
 
-def test_a_lost_worker_stops_the_other_clearly_and_both_resume(tmp_path, synthetic_mnist_dir):
+def test_stopped_and_lost_workers_stop_the_others_clearly_and_all_resume(
+        tmp_path, synthetic_mnist_dir):
+    import signal
     import time
 
     ports = _free_ports(2)
     workers = ",".join(f"localhost:{port}" for port in ports.split(","))
-    common = [sys.executable, "-m", "keras_vae", "train", "--data-dir", str(synthetic_mnist_dir),
-              *map(str, SMALL), "--strategy", "multi-worker", "--workers", workers,
-              "--checkpoint-dir", str(tmp_path / "ck"), "--iters"]
-    runs = [subprocess.Popen([*common, "1000000", "--worker-index", str(i), "--out",
-                              str(tmp_path / f"out{i}")], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, env=checkout_env(), cwd=tmp_path)
+    checkpoints = tmp_path / "ck"
+
+    def launch(iters):
+        return [subprocess.Popen(
+            [sys.executable, "-m", "keras_vae", "train", "--data-dir", str(synthetic_mnist_dir),
+             *map(str, SMALL), "--strategy", "multi-worker", "--workers", workers,
+             "--checkpoint-dir", str(checkpoints), "--iters", str(iters), "--worker-index",
+             str(i), "--out", str(tmp_path / f"out{i}")], stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, env=checkout_env(), cwd=tmp_path)
             for i in range(2)]
-    deadline = time.monotonic() + 120
-    while not list((tmp_path / "ck").glob("ckpt-*.json")) and time.monotonic() < deadline:
-        time.sleep(0.2)
+
+    def newest():
+        return max((int(p.stem.split("-")[1]) for p in checkpoints.glob("ckpt-*.json")),
+                   default=0)
+
+    def wait_for_checkpoint_after(step):
+        deadline = time.monotonic() + 120
+        while newest() <= step and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+    # Ctrl-C on one worker: every worker stops at the same step, the chief
+    # checkpoints it.
+    runs = launch(1000000)
+    wait_for_checkpoint_after(0)
+    runs[1].send_signal(signal.SIGINT)
+    stderrs = [run.communicate(timeout=90)[1] for run in runs]
+    assert [run.returncode for run in runs] == [130, 130], stderrs[0][-2000:]
+    stopped = newest()
+    assert all(f"stopped by SIGINT after step {stopped}." in e for e in stderrs), stderrs
+    assert "on every worker to resume" in stderrs[1]
+    # A lost worker: the other stops within 60 s, naming it.
+    runs = launch(1000000)
+    wait_for_checkpoint_after(stopped)
     runs[1].kill()  # SIGKILL: worker 1 is lost
     killed = time.monotonic()
-    _, stderr = runs[0].communicate(timeout=90)
+    stdout, stderr = runs[0].communicate(timeout=90)
     runs[1].communicate()
     assert time.monotonic() - killed < 60
     assert runs[0].returncode == 1, stderr[-2000:]
+    assert f"at step {stopped}" in stdout
     assert f"lost worker 1 (localhost:{ports.split(',')[1]})" in stderr and "Relaunch" in stderr
-    step = max(int(p.stem.split("-")[1]) for p in (tmp_path / "ck").glob("ckpt-*.json"))
     # Relaunched, both resume from the newest checkpoint and finish.
-    runs = [subprocess.Popen([*common, str(step + 50), "--worker-index", str(i), "--out",
-                              str(tmp_path / f"out{i}")], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, env=checkout_env(), cwd=tmp_path)
-            for i in range(2)]
-    for run in runs:
+    step = newest()
+    for run in launch(step + 50):
         stdout, stderr = run.communicate(timeout=120)
         assert run.returncode == 0, stderr[-2000:]
         assert f"at step {step}" in stdout
-    assert max(int(p.stem.split("-")[1]) for p in (tmp_path / "ck").glob("ckpt-*.json")) == step + 50
+    assert newest() == step + 50
 
 
 def test_a_worker_that_never_joins_is_named_within_the_join_timeout(tmp_path):
