@@ -30,9 +30,9 @@ def make_strategy(kind="one", replicas=None, workers=None, worker_index=None,
             `$TF_CONFIG` describes it.
         worker_index: int or None, this worker's place in `workers`.
         join_timeout: float or None, for `"multi-worker"`: seconds for every
-            worker to join. Past them this process ends (exit status -9,
-            SIGKILL: TensorFlow waits where Python cannot raise) after a
-            message naming the workers that do not answer. None: no limit.
+            worker to join. Past them this process is killed (SIGKILL:
+            TensorFlow waits where Python cannot raise) after a message
+            naming the workers that do not answer. None: no limit.
 
     Raises:
         ValueError: the flags contradict each other, a worker index is out
