@@ -71,9 +71,12 @@ def in_graph_stream(model, x, y, steps_per_epoch):
             "load_mnist's dataset itself to fit for that.", stacklevel=3)
     if stream is None or y is not None or not steps_per_epoch or model.run_eagerly:
         return None
-    if model.distribute_strategy.num_replicas_in_sync > 1 or tf.distribute.has_strategy():
-        # Replicas each take their rows of the batch: tf.data does that. (A
-        # model made under a strategy's scope keeps it; fit runs outside it.)
+    default = tf.distribute.get_strategy()  # outside any scope: the default one
+    if tf.distribute.has_strategy() or model.distribute_strategy is not default:
+        # Under a strategy (even of one replica) Keras' loop runs, in the
+        # strategy's scope: replicas each take their rows of the batch from
+        # tf.data. (A model made in a strategy's scope keeps it; fit runs
+        # outside it.)
         return None
     return stream
 

@@ -121,7 +121,7 @@ def train(
     from keras_vae.data import default_split, load_mnist
     from keras_vae.model import VAE
     from keras_vae.optimizers import TF1Adam
-    from keras_vae.strategies import gather, is_chief, is_multi_worker, lost_workers
+    from keras_vae.strategies import gatherer, is_chief, is_multi_worker, lost_workers
 
     if strategy is not None and fast:
         raise UsageError("--fast runs each call's steps as one XLA loop on one device; "
@@ -142,7 +142,7 @@ def train(
             _writable_dir(checkpoint_dir, "--checkpoint-dir")
         if strategy is not None:  # before loading, which runs collectives
             newest = _newest_checkpoint(checkpoint_dir)
-            _check_same_start(strategy, newest[0] if newest else 0, checkpoint_dir)
+            _check_same_start(gatherer(strategy), newest[0] if newest else 0, checkpoint_dir)
         with scope():
             resumed = load_latest(checkpoint_dir)
     if resumed is None and chief:
@@ -210,7 +210,8 @@ def train(
     tf.config.experimental.enable_op_determinism()
     divergence = StopOnDivergence()
     if strategy is not None and is_multi_worker(strategy):
-        signals = StopOnSignal(agree=lambda signum: max(gather(strategy, signum)))
+        gather = gatherer(strategy)
+        signals = StopOnSignal(agree=lambda signum: max(gather(signum)))
     else:
         signals = StopOnSignal()
     grid = SampleGrid(out, every=config.sample_every, seed=config.seed, resume=True)
@@ -312,12 +313,11 @@ def _data_sha256(dataset):
     return sha256(dataset)
 
 
-def _check_same_start(strategy, start, checkpoint_dir):
+def _check_same_start(gather, start, checkpoint_dir):
     """Every worker must resume from the chief's checkpoint: refuses a
-    `--checkpoint-dir` that is not the same directory on every worker."""
-    from keras_vae.strategies import gather
-
-    starts = gather(strategy, start)
+    `--checkpoint-dir` that is not the same directory on every worker.
+    `gather`: `keras_vae.strategies.gatherer`'s function."""
+    starts = gather(start)
     if len(set(starts)) > 1:
         raise UsageError(
             f"The workers found different checkpoints in --checkpoint-dir {checkpoint_dir}: "

@@ -52,6 +52,20 @@ def test_fit_under_mirrored_strategy(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["000.png", "001.png"]
 
 
+def test_a_strategy_of_one_replica_trains_on_load_mnist(synthetic_mnist_dir):
+    # --strategy mirrored on a machine of one GPU or none, a cluster of one.
+    import tensorflow as tf
+
+    from keras_vae import VAE, load_mnist
+
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    with strategy.scope():
+        model = VAE(seed=0)
+        model.compile(steps_per_execution=5)
+    model.fit(load_mnist(data_dir=synthetic_mnist_dir, seed=0), steps_per_epoch=10, verbose=0)
+    assert int(model.optimizer.iterations.numpy()) == 10
+
+
 def _free_ports(count):
     sockets = [socket.socket() for _ in range(count)]
     for s in sockets:
