@@ -359,22 +359,28 @@ def test_stopped_and_lost_workers_stop_the_others_clearly_and_all_resume(
 def test_a_worker_that_never_joins_is_named_within_the_join_timeout(tmp_path):
     import time
 
-    # Worker 0 alone, its peer's port silent; and worker 1 alone, its chief's
-    # port held by something that is not a worker: both stop at the deadline.
+    # Worker 0 alone, its peer's port silent; and worker 1 alone (its cluster
+    # given by TF_CONFIG), its chief's port held by something that is not a
+    # worker: both stop at the deadline.
+    import json
+
     silent, = _free_ports(1).split(",")
     mine = _free_ports(2).split(",")
     with socket.socket() as impostor:
         impostor.bind(("localhost", 0))
         impostor.listen()
-        clusters = [(f"localhost:{mine[0]},localhost:{silent}", 0),
-                    (f"localhost:{impostor.getsockname()[1]},localhost:{mine[1]}", 1)]
+        cluster = {"worker": [f"localhost:{impostor.getsockname()[1]}", f"localhost:{mine[1]}"]}
+        launches = [
+            (["--workers", f"localhost:{mine[0]},localhost:{silent}", "--worker-index", "0"],
+             checkout_env()),
+            ([], {**checkout_env(), "TF_CONFIG": json.dumps(
+                {"cluster": cluster, "task": {"type": "worker", "index": 1}})})]
         started = time.monotonic()
         runs = [subprocess.Popen(
             [sys.executable, "-m", "keras_vae", "train", "--iters", "10", "--seed", "0",
-             "--out", str(tmp_path / f"out{index}"), "--strategy", "multi-worker",
-             "--workers", workers, "--worker-index", str(index), "--join-timeout", "5"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=checkout_env(),
-            cwd=tmp_path) for workers, index in clusters]
+             "--out", str(tmp_path / f"out{i}"), "--strategy", "multi-worker", *flags,
+             "--join-timeout", "5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=env, cwd=tmp_path) for i, (flags, env) in enumerate(launches)]
         stderrs = [run.communicate(timeout=120)[1] for run in runs]
     assert time.monotonic() - started < 60
     assert all(run.returncode != 0 for run in runs), stderrs
