@@ -253,6 +253,23 @@ def test_a_checkpoint_dir_the_workers_do_not_share_is_refused(tmp_path, syntheti
     assert sorted(p.name for p in (tmp_path / "chief").iterdir())[-1] == "ckpt-000000150.keras"
 
 
+def _cli(monkeypatch, capsys, *args, tf_config=None):
+    """`keras-vae ARGS` in this process (its flag checks come before any
+    strategy touches TensorFlow); returns the exit status and stderr."""
+    from keras_vae.cli import main
+
+    if tf_config is None:
+        monkeypatch.delenv("TF_CONFIG", raising=False)  # restored after the test
+    else:
+        monkeypatch.setenv("TF_CONFIG", tf_config)
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        status = main([*map(str, args)])
+    except SystemExit as exit:  # argparse's refusals
+        status = exit.code
+    return status, capsys.readouterr().err
+
+
 @pytest.mark.parametrize("flags, message", [
     (("--replicas", 2), "--replicas goes with --strategy mirrored"),
     (("--strategy", "multi-worker"), "needs the cluster: give --workers"),
@@ -261,31 +278,34 @@ def test_a_checkpoint_dir_the_workers_do_not_share_is_refused(tmp_path, syntheti
     (("--strategy", "multi-worker", "--workers", "localhost:2"), "go together"),
     (("--strategy", "mirrored", "--workers", "localhost:2"), "go with --strategy multi-worker"),
     (("--strategy", "multi-worker", "--workers", "localhost"), "expected HOST:PORT"),
-    (("--strategy", "mirrored", "--replicas", 2, "--fast"), "drop --fast, or --strategy"),
 ])
-def test_bad_strategy_flags_get_a_clear_error(tmp_path, flags, message):
+def test_bad_strategy_flags_get_a_clear_error(tmp_path, monkeypatch, capsys, flags, message):
+    status, stderr = _cli(monkeypatch, capsys, "train", "--iters", 10,
+                          "--out", tmp_path / "out", *flags)
+    assert status == 2 and message in stderr, stderr[-1000:]
+    assert not (tmp_path / "out").exists()
+
+
+def test_fast_under_a_strategy_gets_a_clear_error(tmp_path):
     from tests.conftest import run_keras_vae
 
-    run = run_keras_vae("train", "--iters", 10, "--out", tmp_path / "out", *flags, cwd=tmp_path)
-    assert run.returncode == 2 and message in run.stderr, run.stderr[-1000:]
+    run = run_keras_vae("train", "--iters", 10, "--out", tmp_path / "out", "--strategy",
+                        "mirrored", "--replicas", 2, "--fast", cwd=tmp_path)
+    assert run.returncode == 2 and "drop --fast, or --strategy" in run.stderr, run.stderr
 
 
-def test_a_taken_port_and_a_bad_tf_config_are_named(tmp_path):
-    from tests.conftest import run_keras_vae
-
+def test_a_taken_port_and_a_bad_tf_config_are_named(tmp_path, monkeypatch, capsys):
     with socket.socket() as taken:
         taken.bind(("", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        run = run_keras_vae("train", "--iters", 10, "--out", tmp_path / "out", "--strategy",
-                            "multi-worker", "--workers", f"localhost:{port}", "--worker-index",
-                            0, cwd=tmp_path)
-    assert run.returncode == 2 and f"Port {port} of this worker" in run.stderr, run.stderr
-    env = {**checkout_env(), "TF_CONFIG": '{"cluster": {}}'}
-    run = subprocess.run([sys.executable, "-m", "keras_vae", "train", "--iters", "10",
-                          "--strategy", "multi-worker"], capture_output=True, text=True,
-                         env=env, cwd=tmp_path, timeout=120)
-    assert run.returncode == 2 and "TF_CONFIG is not a cluster and a task" in run.stderr
+        status, stderr = _cli(monkeypatch, capsys, "train", "--iters", 10, "--out",
+                              tmp_path / "out", "--strategy", "multi-worker", "--workers",
+                              f"localhost:{port}", "--worker-index", 0)
+    assert status == 2 and f"Port {port} of this worker" in stderr, stderr
+    status, stderr = _cli(monkeypatch, capsys, "train", "--iters", 10, "--strategy",
+                          "multi-worker", tf_config='{"cluster": {}}')
+    assert status == 2 and "TF_CONFIG is not a cluster and a task" in stderr, stderr
 
 
 def test_mirrored_replicas_from_the_cli(tmp_path, synthetic_mnist_dir):
