@@ -1,74 +1,113 @@
-"""Training speed and peak memory: the TF1 reference beside keras_vae, in turn.
+"""Training speed: the TF1 script, keras_vae's loops and commands, a JAX peer,
+and two limits of the machine, each in a fresh process of its own.
 
-    python benchmarks/bench_train.py --data-dir ../shared/data/mnist
+    python benchmarks/bench_train.py --data-dir MNIST_data
 
-Training loops, all four built in one process after `--warmup` steps each,
-then timed in `--rounds` rounds of `--steps` steps each, the modes in turn
-(their order rotated each round), so that all see the same machine:
-- tf1: the original graph (legacy_tf1), `sess.run([solver, vae_loss])` with a
-  `feed_dict` from `next_batch(64)`, as the original script ran;
-- keras-spe1: `VAE().compile()`, `fit` on `load_mnist`, Keras' default of
-  one step per call into TensorFlow;
-- faithful: the same with `compile(steps_per_execution=100)`: batches drawn
-  in-graph, 100 steps per call, the same bits (what `keras-vae train` runs);
-- fast: `compile(fast=True)`, the loop compiled by XLA (`keras-vae train --fast`).
-Each loop's peak RSS is measured apart, in a fresh process of its own.
+Every loop trains from seed 0, batch 64, on `--data-dir`'s MNIST: `--warmup`
+steps, then `--steps` timed ones, its steady state:
+- tf1-script: the seed's TF1 script as written (legacy_tf1.vae_tf1's `main`:
+  its own `sess.run` loop on `feed_dict` batches, and a sample grid every
+  1,000 steps), with TF1's ref variables, as the original made them;
+- cli: `keras-vae train`, the faithful mode, a grid every 1,000 steps too;
+- cli-fast: `keras-vae train --fast`;
+- faithful: `VAE().compile(steps_per_execution=100)`, `fit` on `load_mnist`;
+- fast: `VAE().compile(fast=True)`, the same `fit`;
+- jax-step, jax-scan: the JAX peer (benchmarks/jax_peer.py): one jitted step
+  per Python iteration, or one jitted `lax.scan` of 100 steps per call.
+The three commands print `Iter: N` at every 1,000th step: their steady state
+is the steps between the `Iter:` lines of steps `--warmup` and `--warmup +
+--steps` (rounded out to whole thousands) over the time between the lines'
+arrival (the commands run with unbuffered output), so start-up, data
+loading and tracing are left out and the grids of those steps are in. The
+in-process loops time those steps (when whole thousands, as by default):
+fit's calls of 100 steps, from the end of the one that reaches `--warmup`
+to the end of the last; the JAX loops, from the warm-up's end to the last
+step's result. The JAX loops are skipped, with a line saying so, when JAX is
+not installed (`pip install -e '.[bench]'`).
 
-Whole commands, `--script-iters` steps each, timed from start to exit (so
-including start-up and data loading), the three in turn `--repeats` times;
-peak RSS of the process:
-- tf1-script: `python -m legacy_tf1.vae_tf1`, the reference script;
-- cli: `keras-vae train`; cli-fast: `keras-vae train --fast`.
+Two limits of the machine, together in a fresh process of their own, each
+timed for a second after a warm-up: peak-matmul, TensorFlow's float32
+GFLOP/s on a 2048x2048 product; step-matmuls, one training step's matmuls
+alone at this model's shapes and batch 64 (the forward's five, their weight
+gradients, and their input gradients but the first layer's, no other op
+but three small sums), 1,000 steps per call of one XLA-compiled loop (XLA
+compiles fast mode's steps) in which each step's weight gradients are the
+next step's weights, so that each step needs the last, as in training, and
+XLA can neither drop nor hoist a matmul: the realistic floor of a step. Its
+values are zeros, which stay finite and normal as they are fed back; a
+matmul's time does not depend on its values (measured here: the same loop,
+updating the weights by 1e-9 times their gradients instead, ran as fast on
+random values as on zeros).
 
-The table shows each mode's median and two ratios to the TF1 reference: the
-ratio of the medians, and "paired", the median of the ratios within each
-round (or repeat), steadier when the machine's speed drifts.
+`--rounds` rounds run every loop and the limits once, their order rotated
+each round. These machines drift, so the ratios are paired: the median over
+the rounds of each round's ratio. Each loop's peak RSS is kept too.
 """
 
 import argparse
+import functools
+import importlib.metadata
+import importlib.util
 import json
 import os
-import resource
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LOOPS = ("tf1", "keras-spe1", "faithful", "fast")
-SCRIPTS = ("tf1-script", "cli", "cli-fast")
+SCRIPTS = ("tf1-script", "cli", "cli-fast")  # timed from their `Iter:` lines
+JAX_LOOPS = ("jax-step", "jax-scan")
+LOOPS = (*SCRIPTS, "faithful", "fast", *JAX_LOOPS)
+LIMITS = ("peak-matmul", "step-matmuls")  # measured in one process, "limits"
+ITER_EVERY = 1000  # the TF1 script's steps between `Iter:` lines (keras-vae train's default too)
+CALL_STEPS = 100  # steps per call of fit (steps_per_execution) and of the JAX peer
+# Paired ratios of steps/s, numerator over denominator.
+RATIOS = (
+    ("faithful", "tf1-script"), ("fast", "tf1-script"), ("jax-scan", "tf1-script"),
+    ("jax-step", "tf1-script"), ("fast", "jax-scan"), ("fast", "jax-step"),
+    ("cli", "tf1-script"), ("cli-fast", "fast"), ("cli", "faithful"),
+    ("step-matmuls", "fast"),  # the fast step's time over the floor's
+)
+BATCH = 64
+# The model's matmuls, (inputs, outputs) each, in the order of the forward.
+LAYERS = ((784, 128), (128, 100), (128, 100), (100, 128), (128, 784))
+PEAK_N = 2048  # the square product of peak-matmul
+FLOOR_STEPS = 1000  # steps per call of step-matmuls' loop
+LIMIT_SECONDS = 1.0  # each limit is timed over at least this long, after a warm-up
 
 
-def make_loop(mode, data_dir):
-    """Builds `mode`'s training; returns `run(n)`, which trains `n` more steps."""
-    import numpy as np
-    import tensorflow as tf
+def flop_per_step():
+    """A training step's matmul FLOP: forward, weight gradients, and input
+    gradients of all layers but the first (its input is the data)."""
+    per_use = [2 * BATCH * inputs * outputs for inputs, outputs in LAYERS]
+    return 3 * sum(per_use) - per_use[0]
 
-    if data_dir:
-        images = None
-    else:
-        images = np.random.default_rng(0).random((55000, 784), np.float32)
-    if mode == "tf1":
-        from legacy_tf1 import input_data
-        from legacy_tf1.vae_tf1 import build_graph
 
-        if data_dir:
-            train = input_data.read_data_sets(data_dir, one_hot=True, seed=0).train
-            next_batch = lambda: train.next_batch(64)[0]  # noqa: E731
-        else:
-            next_batch = lambda: images[np.random.randint(0, 55000 - 64):][:64]  # noqa: E731
-        vae = build_graph(seed=0)
-        sess = tf.compat.v1.Session(graph=vae.graph)
-        sess.run(vae.init)
+def command_window(warmup, steps):
+    """The steps of the `Iter:` lines a command is timed between: `warmup`
+    and `warmup + steps`, rounded out to whole ITER_EVERY."""
+    return warmup // ITER_EVERY * ITER_EVERY, -(-(warmup + steps) // ITER_EVERY) * ITER_EVERY
 
-        def run(n):
-            for _ in range(n):
-                sess.run([vae.solver, vae.vae_loss], {vae.X: next_batch()})
 
-        return run
+def tf1_script(data_dir, iters):
+    """Runs the TF1 script's `main` as written, its variables TF1's ref variables."""
+    from legacy_tf1 import vae_tf1
 
+    # main builds its graph with the module's build_graph, which makes
+    # resource variables unless told otherwise.
+    vae_tf1.build_graph = functools.partial(vae_tf1.build_graph, use_resource=False)
+    with tempfile.TemporaryDirectory() as out:
+        return vae_tf1.main(["--data-dir", data_dir, "--iters", str(iters), "--out", out,
+                             "--seed", "0"])
+
+
+def keras_loop(mode, data_dir, warmup, steps):
+    """Steps/s of `fit` in `mode` ("faithful" or "fast") over the steps after
+    `warmup`, from the ends of its calls; and the last step's loss."""
     import keras
 
     from keras_vae.data import load_mnist
@@ -79,138 +118,286 @@ def make_loop(mode, data_dir):
     if mode == "fast":
         model.compile(fast=True)
     else:
-        model.compile(steps_per_execution=100 if mode == "faithful" else 1)
-    if data_dir:
-        dataset = load_mnist(data_dir=data_dir, seed=0)
-    else:
-        dataset = tf.data.Dataset.from_tensor_slices(images).repeat().batch(64)
-    return lambda n: model.fit(dataset, steps_per_epoch=n, verbose=0, shuffle=False)
+        model.compile(steps_per_execution=CALL_STEPS)
+    marks = []  # (steps done, time, loss)
+    clock = keras.callbacks.LambdaCallback(
+        on_train_begin=lambda logs: marks.append((0, time.perf_counter(), None)),
+        on_train_batch_end=lambda batch, logs: marks.append(
+            (int(model.optimizer.iterations.numpy()), time.perf_counter(),
+             float(logs["step_loss"]))))
+    model.fit(load_mnist(data_dir=data_dir, seed=0), steps_per_epoch=warmup + steps,
+              verbose=0, callbacks=[clock])
+    return steady_state(marks, warmup, warmup + steps)
 
 
-def time_loops(data_dir, warmup, steps, rounds):
-    """Steps/s of each loop, one figure per round, the loops in turn."""
-    loops = {mode: make_loop(mode, data_dir) for mode in LOOPS}
-    for run in loops.values():
-        run(warmup)
-    speeds = {mode: [] for mode in LOOPS}
-    for round_ in range(rounds):
-        shift = round_ % len(LOOPS)
-        for mode in LOOPS[shift:] + LOOPS[:shift]:
-            start = time.perf_counter()
-            loops[mode](steps)
-            speeds[mode].append(steps / (time.perf_counter() - start))
-    return speeds
+def peak_matmul():
+    """TensorFlow's float32 GFLOP/s on a PEAK_N-square product, after two untimed."""
+    import tensorflow as tf
+
+    a, b = (tf.random.normal((PEAK_N, PEAK_N), seed=seed) for seed in (1, 2))
+    for _ in range(2):
+        tf.matmul(a, b)
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < LIMIT_SECONDS:
+        tf.matmul(a, b)  # eager: done when it returns
+        count += 1
+    elapsed = time.perf_counter() - start
+    return {"gflop_per_s": count * 2 * PEAK_N**3 / elapsed / 1e9}
 
 
-def loop_peak_rss(mode, data_dir, steps):
-    """Peak RSS (MiB) of a fresh process that trains `mode` for `steps` steps."""
-    make_loop(mode, data_dir)(steps)
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def step_matmuls():
+    """The time of one step's matmuls alone (see the module docstring), in
+    calls of FLOOR_STEPS steps of one XLA loop, after one untimed call."""
+    import tensorflow as tf
+
+    # Zeros: fed back as weights, nonzero gradients would overflow or go
+    # subnormal (slow) within a few steps.
+    x = tf.zeros((BATCH, LAYERS[0][0]))
+    weights = [tf.zeros(shape) for shape in LAYERS]
+
+    def step(i, weights):
+        q1, q_mu, q_sigma, p1, p2 = weights
+        h = x @ q1
+        z_mu, z_logvar = h @ q_mu, h @ q_sigma
+        z = z_mu + z_logvar
+        h_p = z @ p1
+        logits = h_p @ p2
+        # Backward from the logits, standing in for the loss's gradient; the
+        # two heads get different gradients, as in training.
+        d_h_p = tf.matmul(logits, p2, transpose_b=True)
+        d_mu = tf.matmul(d_h_p, p1, transpose_b=True)
+        d_logvar = d_mu + z_logvar
+        d_h = (tf.matmul(d_mu, q_mu, transpose_b=True)
+               + tf.matmul(d_logvar, q_sigma, transpose_b=True))
+        # The weight gradients are the next step's weights.
+        return i + 1, [tf.matmul(a, d, transpose_a=True) for a, d in
+                       ((x, d_h), (h, d_mu), (h, d_logvar), (z, d_h_p), (h_p, logits))]
+
+    @tf.function(jit_compile=True)
+    def steps(weights):
+        return tf.while_loop(lambda i, _: i < FLOOR_STEPS, step, (0, weights))[1]
+
+    steps(weights)
+    calls, start = 0, time.perf_counter()
+    while time.perf_counter() - start < LIMIT_SECONDS:
+        steps(weights)
+        calls += 1
+    step_s = (time.perf_counter() - start) / (calls * FLOOR_STEPS)
+    return {"steps_per_s": 1 / step_s, "gflop_per_s": flop_per_step() / step_s / 1e9}
 
 
-def run_script(mode, data_dir, iters, env):
-    """Runs the whole command of `mode`; its steps/s (start to exit) and peak RSS."""
-    with tempfile.TemporaryDirectory() as out:
-        if mode == "tf1-script":
-            command = [sys.executable, "-m", "legacy_tf1.vae_tf1", "--data-dir", data_dir,
-                       "--iters", str(iters), "--out", out, "--seed", "0"]
-        else:
-            command = [sys.executable, "-m", "keras_vae", "train", "--data-dir", data_dir,
-                       "--iters", str(iters), "--out", out, "--seed", "0", "--verbose", "0",
-                       *(["--fast"] if mode == "cli-fast" else [])]
-        with tempfile.TemporaryFile() as stderr:
-            start = time.perf_counter()
-            proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr,
-                                    env=env, cwd=REPO)
-            # This child's own rusage: RUSAGE_CHILDREN would give the largest
-            # peak of all the children so far.
-            _, status, usage = os.wait4(proc.pid, 0)
-            elapsed = time.perf_counter() - start
-            proc.returncode = os.waitstatus_to_exitcode(status)
+def child_figures(kind, args):
+    """Runs `kind` (an in-process loop, or "limits") in this process; its figures."""
+    if kind == "limits":
+        return {"peak-matmul": peak_matmul(), "step-matmuls": step_matmuls()}
+    if kind in JAX_LOOPS:
+        from jax_peer import train  # benchmarks/, this script's directory
+
+        return train(kind.removeprefix("jax-"), args.data_dir, args.warmup, args.steps)
+    return keras_loop(kind, args.data_dir, args.warmup, args.steps)
+
+
+def steady_state(marks, first, last):
+    """Steps/s between the marks (steps, time, loss) of steps `first` and
+    `last`, and the loss at `last`."""
+    times = {step: (t, loss) for step, t, loss in marks}
+    if first not in times or last not in times:
+        raise RuntimeError(f"no mark at step {first} or {last}: marks at "
+                           f"{sorted(times)[:5]}...{sorted(times)[-5:]}")
+    return {"steps_per_s": (last - first) / (times[last][0] - times[first][0]),
+            "loss": times[last][1]}
+
+
+def iter_marks(lines):
+    """(step, arrival time, loss) of each `Iter: N` line and the `Loss:` line after it."""
+    marks, step = [], None
+    for t, line in lines:
+        if match := re.fullmatch(r"Iter: (\d+)", line.strip()):
+            step, arrived = int(match[1]), t
+        elif step is not None and (match := re.fullmatch(r"Loss: (\S+)", line.strip())):
+            marks.append((step, arrived, float(match[1])))
+            step = None
+    return marks
+
+
+def run_process(command, env, timeout):
+    """Runs `command`; its stdout lines, each with the time it arrived, and
+    its peak RSS in MiB. Raises with its error output if it fails."""
+    with tempfile.TemporaryFile("w+") as stderr:
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, env=env,
+                                cwd=REPO, text=True)
+        started, timer = time.perf_counter(), threading.Timer(timeout, proc.kill)
+        timer.start()
+        lines = [(time.perf_counter(), line) for line in proc.stdout]
+        # This child's own rusage (RUSAGE_CHILDREN would give the largest
+        # peak of all the children so far).
+        _, status, usage = os.wait4(proc.pid, 0)
+        timer.cancel()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
             stderr.seek(0)
-            errors = stderr.read().decode(errors="replace")
-    if proc.returncode != 0:
-        raise RuntimeError(f"{mode} failed ({proc.returncode}): {errors[-2000:]}")
-    return {"steps_per_s": iters / elapsed, "peak_rss_mib": usage.ru_maxrss / 1024}
+            what = (f"timed out after {timeout} s" if time.perf_counter() - started >= timeout
+                    else f"failed (exit status {proc.returncode})")
+            raise RuntimeError(f"{' '.join(command[1:])} {what}: {stderr.read()[-3000:]}")
+    return lines, usage.ru_maxrss / 1024
 
 
-def _child(args, env, *child_args):
-    """Runs this script as a child with `child_args`; its JSON answer."""
-    command = [sys.executable, __file__, *child_args, "--steps", str(args.steps),
-               "--warmup", str(args.warmup), "--rounds", str(args.rounds)]
-    if args.data_dir:
-        command += ["--data-dir", args.data_dir]
-    run = subprocess.run(command, capture_output=True, text=True, env=env)
-    if run.returncode != 0:
-        raise RuntimeError(f"{' '.join(child_args)} failed: {run.stderr[-2000:]}")
-    return json.loads(run.stdout.strip().splitlines()[-1])
+def measure(kind, args, env):
+    """One run of `kind` in a fresh process: the figures of each loop or
+    limit it measured, a loop's with its peak RSS."""
+    first, last = command_window(args.warmup, args.steps)
+    iters = last + 1  # up to the `Iter:` line of step `last`
+    common = ["--data-dir", args.data_dir, "--warmup", str(args.warmup),
+              "--steps", str(args.steps)]
+    with tempfile.TemporaryDirectory() as out:
+        if kind == "tf1-script":
+            command = [sys.executable, "-u", __file__, "--child", kind, *common]
+        elif kind in SCRIPTS:
+            command = [sys.executable, "-u", "-m", "keras_vae", "train", "--data-dir",
+                       args.data_dir, "--iters", str(iters), "--out", out, "--seed", "0",
+                       "--verbose", "0", *(["--fast"] if kind == "cli-fast" else [])]
+        else:
+            command = [sys.executable, __file__, "--child", kind, *common]
+        lines, peak_rss = run_process(command, env, args.timeout)
+    if kind == "limits":
+        return json.loads(lines[-1][1])
+    if kind in SCRIPTS:
+        figures = steady_state(iter_marks(lines), first, last)
+    else:
+        figures = json.loads(lines[-1][1])
+    return {kind: {**figures, "peak_rss_mib": peak_rss}}
+
+
+def describe(kind, figures):
+    """One run's figure, for the progress lines."""
+    if kind == "peak-matmul":
+        return f"{figures['gflop_per_s']:.0f} GFLOP/s"
+    if kind == "step-matmuls":
+        return f"{1e3 / figures['steps_per_s']:.3f} ms per step"
+    return f"{figures['steps_per_s']:.0f} steps/s, loss {figures['loss']:.1f}"
+
+
+def paired(runs, numerator, denominator):
+    """Each round's ratio of the steps/s of `numerator` to `denominator`."""
+    return [a["steps_per_s"] / b["steps_per_s"]
+            for a, b in zip(runs[numerator], runs[denominator])]
+
+
+def summarize(runs, flop):
+    """Medians of each figure, the paired ratios, and the fast loop's share of the peak."""
+    median = {kind: {key: statistics.median(run[key] for run in kind_runs)
+                     for key in kind_runs[0] if isinstance(kind_runs[0][key], (int, float))}
+              for kind, kind_runs in runs.items()}
+    ratios = {f"{a} / {b}": paired(runs, a, b) for a, b in RATIOS if a in runs and b in runs}
+    ratios["fast GFLOP/s / peak"] = [fast["steps_per_s"] * flop / (peak["gflop_per_s"] * 1e9)
+                                     for fast, peak in zip(runs["fast"], runs["peak-matmul"])]
+    return median, {name: {"paired": statistics.median(values), "rounds": values}
+                    for name, values in ratios.items()}
+
+
+def print_loops(runs, median):
+    print("\nLoops: steps/s of each round's run, their median and its step time; medians "
+          "of the peak RSS and of the loss of the last step's batch (the commands': "
+          "their last Loss line's)")
+    print(f"{'loop':<12}{'runs':<{6 * len(runs['fast'])}}{'median':>8}{'step ms':>9}"
+          f"{'RSS MiB':>9}{'loss':>8}")
+    for kind, kind_runs in runs.items():
+        if kind in LOOPS:
+            f = median[kind]
+            values = "".join(f"{run['steps_per_s']:>6.0f}" for run in kind_runs)
+            print(f"{kind:<12}{values}{f['steps_per_s']:>8.0f}{1e3 / f['steps_per_s']:>9.3f}"
+                  f"{f['peak_rss_mib']:>9.0f}{f['loss']:>8.1f}")
+
+
+def print_limits(runs, median, flop):
+    print(f"\nLimits, each round's and the median:\npeak-matmul: TensorFlow float32 "
+          f"{PEAK_N}x{PEAK_N} product, GFLOP/s: "
+          + " ".join(f"{run['gflop_per_s']:.0f}" for run in runs["peak-matmul"])
+          + f"; median {median['peak-matmul']['gflop_per_s']:.0f}")
+    print(f"step-matmuls: one step's {len(LAYERS) * 3 - 1} matmuls at batch {BATCH}, "
+          f"{flop / 1e6:.2f} MFLOP, ms per step: "
+          + " ".join(f"{1e3 / run['steps_per_s']:.3f}" for run in runs["step-matmuls"])
+          + f"; median {1e3 / median['step-matmuls']['steps_per_s']:.3f} "
+          f"({median['step-matmuls']['gflop_per_s']:.0f} GFLOP/s)")
+
+
+def print_ratios(ratios):
+    print("\nRatios of steps/s, paired: the median of the rounds' ratios, and their range")
+    print(f"{'ratio':<28}{'paired':>8}{'rounds':>16}")
+    for name, r in ratios.items():
+        low, high = min(r["rounds"]), max(r["rounds"])
+        if name == "fast GFLOP/s / peak":
+            print(f"{name:<28}{r['paired']:>8.1%}{f'{low:.1%}-{high:.1%}':>16}")
+        else:
+            print(f"{name:<28}{r['paired']:>8.2f}{f'{low:.2f}-{high:.2f}':>16}")
+    print("(step-matmuls / fast: the fast loop's step time over the matmuls-alone floor)")
+
+
+def versions():
+    """The versions measured: TensorFlow, Keras, and JAX if installed."""
+    names = ("tensorflow", "keras", "jax")
+    return {name: importlib.metadata.version(name) for name in names
+            if importlib.util.find_spec(name) is not None}
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", help="MNIST IDX files; default: synthetic data "
-                        "(and no whole-command measurements)")
-    parser.add_argument("--steps", type=int, default=1000,
-                        help="timed steps of each loop in each round (default: 1000)")
+    parser.add_argument("--data-dir", required=True, help="the four MNIST IDX .gz files")
+    parser.add_argument("--steps", type=int, default=5000,
+                        help=f"timed steps of each run, a multiple of {CALL_STEPS}; the "
+                        f"commands', rounded out to whole {ITER_EVERY}s (default: 5000)")
+    parser.add_argument("--warmup", type=int, default=1000,
+                        help=f"steps before them, a multiple of {CALL_STEPS} (default: 1000)")
     parser.add_argument("--rounds", type=int, default=7, help="default: 7")
-    parser.add_argument("--warmup", type=int, default=300, help="default: 300")
-    parser.add_argument("--script-iters", type=int, default=3000,
-                        help="steps of each whole command (default: 3000; 0 skips them)")
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="runs of each whole command (default: 3)")
+    parser.add_argument("--timeout", type=float, default=600,
+                        help="seconds each run may take (default: 600)")
     parser.add_argument("--json", default="bench_train.json", help="where to write the figures")
-    parser.add_argument("--child", choices=("loops", *LOOPS), help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=(*LOOPS, "limits"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.child == "loops":
-        print(json.dumps(time_loops(args.data_dir, args.warmup, args.steps, args.rounds)))
-        return 0
+    if args.steps <= 0 or args.steps % CALL_STEPS or args.warmup < 0 or args.warmup % CALL_STEPS:
+        parser.error(f"--steps and --warmup must be multiples of {CALL_STEPS} (the steps of "
+                     "a call), --steps above 0")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    if args.child == "tf1-script":
+        return tf1_script(args.data_dir, command_window(args.warmup, args.steps)[1] + 1)
     if args.child:
-        print(json.dumps(loop_peak_rss(args.child, args.data_dir, args.warmup + args.steps)))
+        print(json.dumps(child_figures(args.child, args)))
         return 0
 
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    speeds = _child(args, env, "--child", "loops")
-    # Peak memory does not depend on the machine's speed: these run at once.
-    with ThreadPoolExecutor(len(LOOPS)) as pool:
-        peak_rss = dict(zip(LOOPS, pool.map(lambda m: _child(args, env, "--child", m), LOOPS)))
-    # As runs, for the summary below: one per round.
-    results = {mode: [{"steps_per_s": v, "peak_rss_mib": peak_rss[mode]} for v in speeds[mode]]
-               for mode in LOOPS}
-    for mode in LOOPS:
-        print(f"{mode}: {', '.join(f'{v:.0f}' for v in speeds[mode])} steps/s", flush=True)
-    if args.data_dir and args.script_iters:
-        results.update({mode: [] for mode in SCRIPTS})
-        for repeat in range(args.repeats):
-            for mode in SCRIPTS:
-                results[mode].append(run_script(mode, args.data_dir, args.script_iters, env))
-                print(f"repeat {repeat + 1}/{args.repeats} {mode}: "
-                      f"{results[mode][-1]['steps_per_s']:.0f} steps/s", flush=True)
+    installed = versions()
+    loops = LOOPS if "jax" in installed else tuple(k for k in LOOPS if k not in JAX_LOOPS)
+    if "jax" not in installed:
+        print(f"{', '.join(JAX_LOOPS)}: skipped, JAX is not installed "
+              "(pip install -e '.[bench]'); their ratios are left out", flush=True)
+    kinds = (*loops, "limits")
+    path = os.pathsep.join(p for p in (REPO, os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": path}
+    runs = {kind: [] for kind in (*loops, *LIMITS)}
+    for round_ in range(args.rounds):
+        shift = round_ % len(kinds)
+        for kind in kinds[shift:] + kinds[:shift]:
+            for name, figures in measure(kind, args, env).items():
+                runs[name].append(figures)
+                print(f"round {round_ + 1}/{args.rounds} {name}: {describe(name, figures)}",
+                      flush=True)
 
-    summary = {
-        mode: {key: statistics.median(r[key] for r in runs) for key in runs[0]}
-        for mode, runs in results.items()
-    }
-    # The machines drift, so each ratio is also taken within its round (or
-    # repeat), against the TF1 reference of the same round, and the median
-    # of those is shown.
-    for mode, runs in results.items():
-        reference = results["tf1-script" if mode in SCRIPTS else "tf1"]
-        summary[mode]["paired_ratio"] = statistics.median(
-            run["steps_per_s"] / ref["steps_per_s"] for run, ref in zip(runs, reference))
-    print(f"\n{'mode':<12}{'steps/s':>9}{'x TF1':>8}{'paired':>8}{'peak RSS MiB':>14}{'x TF1':>8}")
-    for mode, figures in summary.items():
-        reference = summary["tf1-script" if mode in SCRIPTS else "tf1"]
-        print(f"{mode:<12}{figures['steps_per_s']:>9.0f}"
-              f"{figures['steps_per_s'] / reference['steps_per_s']:>8.2f}"
-              f"{figures['paired_ratio']:>8.2f}"
-              f"{figures['peak_rss_mib']:>14.0f}"
-              f"{figures['peak_rss_mib'] / reference['peak_rss_mib']:>8.2f}")
+    flop = flop_per_step()
+    median, ratios = summarize(runs, flop)
+    machine = f"{os.cpu_count()} CPUs, " + ", ".join(f"{k} {v}" for k, v in installed.items())
+    first, last = command_window(args.warmup, args.steps)
+    print(f"\n{machine}; {args.rounds} rounds; each run {args.steps} timed steps after "
+          f"{args.warmup} (the commands: from step {first} to {last}), batch {BATCH}, "
+          "in a fresh process")
+    print_loops(runs, median)
+    print_limits(runs, median, flop)
+    print_ratios(ratios)
+    report = {"args": vars(args), "machine": {"cpus": os.cpu_count(), **installed},
+              "flop_per_step": flop, "skipped": [k for k in LOOPS if k not in loops],
+              "median": median, "ratios": ratios, "runs": runs}
     with open(args.json, "w") as f:
-        json.dump({"args": vars(args), "median": summary, "runs": results}, f, indent=2)
-    print(f"\n(loops: medians of {args.rounds} rounds of {args.steps} steps after "
-          f"{args.warmup}, in one process; commands: medians of {args.repeats} runs of "
-          f"{args.script_iters} steps from start to exit, against tf1-script; "
-          f"data: {args.data_dir or 'synthetic'}; figures in {args.json})")
+        json.dump(report, f, indent=2)
+    print(f"\n(data: {args.data_dir}; figures in {args.json})")
     return 0
 
 
