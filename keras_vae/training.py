@@ -136,13 +136,15 @@ def train(
         raise UsageError(
             f"--eval-every {eval_every} needs --log-dir and a multiple of --sample-every "
             f"({sample_every}): the test negative ELBO goes into the logs, at their steps.")
+    # One all-gather for the workers' agreements (checkpoint step, signals).
+    gather = gatherer(strategy) if strategy is not None else None
     resumed = None
     if checkpoint_dir is not None:
         if chief:
             _writable_dir(checkpoint_dir, "--checkpoint-dir")
         if strategy is not None:  # before loading, which runs collectives
             newest = _newest_checkpoint(checkpoint_dir)
-            _check_same_start(gatherer(strategy), newest[0] if newest else 0, checkpoint_dir)
+            _check_same_start(gather, newest[0] if newest else 0, checkpoint_dir)
         with scope():
             resumed = load_latest(checkpoint_dir)
     if resumed is None and chief:
@@ -210,7 +212,6 @@ def train(
     tf.config.experimental.enable_op_determinism()
     divergence = StopOnDivergence()
     if strategy is not None and is_multi_worker(strategy):
-        gather = gatherer(strategy)
         signals = StopOnSignal(agree=lambda signum: max(gather(signum)))
     else:
         signals = StopOnSignal()
