@@ -11,7 +11,7 @@ import numpy as np
 
 from keras_vae.checkpoints import save_checkpoint
 from keras_vae.checks import check_count
-from keras_vae.grid import save_grid
+from keras_vae.grid import GridPainter
 
 
 class SampleGrid(keras.callbacks.Callback):
@@ -46,6 +46,7 @@ class SampleGrid(keras.callbacks.Callback):
         self.seed = int(np.random.randint(2**31)) if seed is None else seed
         self.verbose = verbose
         self.resume = resume
+        self._painter = GridPainter()
 
     @property
     def execution_boundaries(self):
@@ -79,7 +80,7 @@ class SampleGrid(keras.callbacks.Callback):
         if self.resume and os.path.exists(path):
             return
         prob, _ = self.model.decode(self.noise(index, self.model.z_dim))
-        save_grid(np.asarray(prob), path)
+        self._painter.save(np.asarray(prob), path)
 
     def noise(self, index, z_dim):
         """The 16 draws of z, `(16, z_dim)`, for grid `index`."""

@@ -1,12 +1,14 @@
 """SampleGrid: the original's grids and Iter:/Loss: lines, at the original's steps."""
 
+import io
+
 import keras
 import matplotlib.image
 import numpy as np
 import pytest
 
 from keras_vae.callbacks import SampleGrid
-from keras_vae.grid import save_grid
+from keras_vae.grid import GridPainter, plot, save_grid
 from keras_vae.model import VAE
 
 
@@ -69,6 +71,17 @@ def test_resume_leaves_grids_on_disk_alone_and_default_overwrites(tmp_path):
         grid.set_model(model)
         grid._report(0, {})
         assert ((tmp_path / "000.png").read_bytes() == b"earlier") is expected_same
+
+
+def test_a_kept_figure_saves_the_png_a_fresh_one_would(tmp_path):
+    rng = np.random.default_rng(0)
+    painter = GridPainter()
+    for count, pixels, scale in ((16, 784, 1.0), (16, 784, 0.3), (9, 784, 1.0), (16, 784, 0.0)):
+        samples = (rng.random((count, pixels)) * scale).astype(np.float32)
+        fresh = io.BytesIO()
+        plot(samples).savefig(fresh, bbox_inches="tight", format="png")
+        painter.save(samples, tmp_path / "g.png")
+        assert (tmp_path / "g.png").read_bytes() == fresh.getvalue()
 
 
 def test_save_grid_leaves_no_temporary(tmp_path):
