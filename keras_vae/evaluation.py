@@ -107,7 +107,7 @@ def binarized(x, seed):
     return tf.cast(uniform < x, x.dtype)
 
 
-@tf.function(reduce_retracing=True)
+@tf.function(reduce_retracing=True, autograph=False)  # no Python control flow to convert
 def _elbo_terms(model, x, eps):
     """Per image: the reconstruction loss at z = mu + sigma * eps, and the
     closed-form KL, as training computes them."""
@@ -133,7 +133,7 @@ def _nll(model, x, ks, seed):
     return estimates
 
 
-@tf.function(reduce_retracing=True)
+@tf.function(reduce_retracing=True, autograph=False)  # no Python control flow to convert
 def _log_weights(model, x, z_mu, z_logvar, eps):
     """log w = log p(x|z) + log p(z) - log q(z|x) for draws z = mu + sigma * eps,
     `eps` `(batch, draws, z_dim)`; returns `(batch, draws)`. The log(2 pi)

@@ -115,8 +115,11 @@ class InGraphFit:
 
     def __init__(self, model, stream, fast=False):
         self.model, self.stream, self.fast = model, stream, fast
-        self._run_call = tf.function(self._call)
-        self._xla_loop = tf.function(self._steps_under_xla, jit_compile=True)
+        # No AutoGraph: the loop's control flow is explicit (tf.while_loop,
+        # tf.cond), and converting the step's Python, Keras' optimizer
+        # included, took most of the first call's time.
+        self._run_call = tf.function(self._call, autograph=False)
+        self._xla_loop = tf.function(self._steps_under_xla, jit_compile=True, autograph=False)
 
     def _call(self, steps, block_size):
         """One call into TensorFlow: `steps` training steps; returns the metrics."""
