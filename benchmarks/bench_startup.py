@@ -1,0 +1,159 @@
+"""What `keras-vae train --iters 1` spends beyond `import tensorflow`.
+
+    python benchmarks/bench_startup.py --data-dir ../shared/data/mnist
+
+Whole commands, in turn, `--repeats` times, each from a cold start when this
+process may drop the page cache (root on Linux; otherwise warm, and said):
+- import: `python -c "import tensorflow"`;
+- train, train-fast: `python -m keras_vae train --iters 1` (faithful, `--fast`).
+Beyond = the median of train's time minus the median of import's.
+
+Then, once per mode and also cold, the same command in a process that times
+its phases by wrapping the functions `keras_vae.training.train` calls:
+importing TensorFlow, then keras_vae, reading the data (`load_mnist`),
+building the model (`VAE`), `compile`, and `fit` (tracing, XLA's compile
+in fast mode, the one step and the step-0 grid), and the rest ("other":
+argument checks, the run's files; not the interpreter's exit).
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COMMANDS = ("import", "train", "train-fast")
+
+
+def drop_caches():
+    """Empties the page cache, so that the next start reads its files from
+    disk; False when this process may not."""
+    try:
+        os.sync()
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+        return True
+    except OSError:
+        return False
+
+
+def command(name, data_dir, out):
+    if name == "import":
+        return [sys.executable, "-c", "import tensorflow"]
+    return [sys.executable, "-m", "keras_vae", "train", "--iters", "1", "--seed", "0",
+            "--data-dir", data_dir, "--out", out, "--overwrite", "--verbose", "0",
+            *(["--fast"] if name == "train-fast" else [])]
+
+
+def timed_run(argv, env):
+    """Seconds `argv` takes from start to exit."""
+    start = time.perf_counter()
+    run = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=REPO)
+    elapsed = time.perf_counter() - start
+    if run.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed: {run.stderr[-2000:]}")
+    return elapsed, run.stdout
+
+
+def phases(data_dir, out, fast):
+    """Runs `keras-vae train --iters 1` in this process; seconds per phase
+    (a phase met twice adds up)."""
+    marks, last = {}, [time.perf_counter()]
+
+    def lap(name):
+        now = time.perf_counter()
+        marks[name] = marks.get(name, 0.0) + now - last[0]
+        last[0] = now
+
+    import tensorflow  # noqa: F401  (timed: the import itself)
+
+    lap("import tensorflow")
+    import keras_vae.data
+    import keras_vae.model
+    from keras_vae.cli import main
+
+    lap("import keras_vae")
+
+    def timing(name, function):
+        def wrapper(*args, **kwargs):
+            lap("other")
+            result = function(*args, **kwargs)
+            lap(name)
+            return result
+        return wrapper
+
+    vae = keras_vae.model.VAE
+    patched = [(vae, "compile"), (vae, "fit"), (keras_vae.model, "VAE"),
+               (keras_vae.data, "load_mnist")]
+    originals = [getattr(owner, name) for owner, name in patched]
+    vae.compile = timing("compile", vae.compile)
+    vae.fit = timing("fit", vae.fit)
+    keras_vae.model.VAE = timing("VAE()", vae)
+    keras_vae.data.load_mnist = timing("load_mnist", keras_vae.data.load_mnist)
+    argv = ["train", "--iters", "1", "--seed", "0", "--data-dir", data_dir, "--out", out,
+            "--overwrite", "--verbose", "0", *(["--fast"] if fast else [])]
+    try:
+        if main(argv) != 0:
+            raise RuntimeError("keras-vae train failed")
+    finally:  # this process may go on (the smoke test's)
+        for (owner, name), original in zip(patched, originals):
+            setattr(owner, name, original)
+    lap("other")
+    return marks
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", required=True, help="MNIST IDX files")
+    parser.add_argument("--repeats", type=int, default=5, help="default: 5")
+    parser.add_argument("--json", default="bench_startup.json",
+                        help="where to write the figures")
+    parser.add_argument("--phases", choices=("faithful", "fast"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
+           "PYTHONPATH": os.pathsep.join(p for p in (REPO, os.environ.get("PYTHONPATH")) if p)}
+    with tempfile.TemporaryDirectory() as out:
+        if args.phases:
+            print(json.dumps(phases(args.data_dir, out, args.phases == "fast")))
+            return 0
+        cold = drop_caches()
+        times = {name: [] for name in COMMANDS}
+        for repeat in range(args.repeats):
+            for name in COMMANDS:
+                drop_caches()
+                times[name].append(timed_run(command(name, args.data_dir, out), env)[0])
+            print(f"repeat {repeat + 1}/{args.repeats}: "
+                  + ", ".join(f"{n} {t[-1]:.2f} s" for n, t in times.items()), flush=True)
+        breakdown = {}
+        for mode in ("faithful", "fast"):
+            drop_caches()
+            stdout = timed_run([sys.executable, __file__, "--data-dir", args.data_dir,
+                                "--phases", mode], env)[1]
+            breakdown[mode] = json.loads(stdout.strip().splitlines()[-1])
+    median = {name: statistics.median(t) for name, t in times.items()}
+    print(f"\n{'cold' if cold else 'warm (the page cache could not be dropped)'} starts, "
+          f"medians of {args.repeats}:")
+    for name in COMMANDS:
+        print(f"  {name:<11}{median[name]:>7.2f} s  (runs: "
+              f"{', '.join(f'{t:.2f}' for t in times[name])})")
+    beyond = {mode: median[name] - median["import"]
+              for mode, name in (("faithful", "train"), ("fast", "train-fast"))}
+    for mode, seconds in beyond.items():
+        print(f"  beyond import tensorflow, {mode}: {seconds:.2f} s")
+    print("\nphases of one cold run each (s):")
+    names = list(dict.fromkeys(name for marks in breakdown.values() for name in marks))
+    print(f"  {'phase':<20}{'faithful':>9}{'fast':>9}")
+    for name in names:
+        print(f"  {name:<20}" + "".join(f"{breakdown[m].get(name, 0):>9.2f}" for m in breakdown))
+    with open(args.json, "w") as f:
+        json.dump({"cold": cold, "repeats": args.repeats, "runs": times, "median": median,
+                   "beyond_import": beyond, "phases": breakdown}, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
