@@ -9,6 +9,9 @@ from matplotlib.gridspec import GridSpec
 from keras_vae.atomic import atomic_path
 
 PAD_INCHES = 0.1  # what savefig's bbox_inches="tight" adds around the grid
+# zlib level 1 instead of Pillow's 6: the same pixels, the PNG encoded in
+# about half the time (it was most of a grid's time), a slightly larger file.
+PNG_OPTIONS = {"compress_level": 1}
 
 
 def image_shape(x_dim):
@@ -49,7 +52,8 @@ class GridPainter:
         self._layout = None  # (count, pixels) of the kept figure
 
     def save(self, samples, path):
-        """Saves `plot(samples)` at `path`, the same PNG as `save_grid`'s."""
+        """Saves `plot(samples)` at `path`, the same PNG as `save_grid`'s:
+        the pixels of the original's `savefig(bbox_inches="tight")`."""
         layout = (len(samples), samples[0].size)
         if layout != self._layout:
             self._figure = plot(samples)
@@ -64,10 +68,11 @@ class GridPainter:
         # Written under a temporary name and renamed into place, so a crash
         # mid-write never leaves a truncated PNG under the final name.
         with atomic_path(path) as tmp:
-            self._figure.savefig(tmp, bbox_inches=self._bbox, format="png")
+            self._figure.savefig(tmp, bbox_inches=self._bbox, format="png",
+                                 pil_kwargs=PNG_OPTIONS)
 
 
 def save_grid(samples, path):
-    """Saves `plot(samples)` as a PNG at `path`, as the original did, cropped
-    to the grid (savefig's `bbox_inches="tight"`), written atomically."""
+    """Saves `plot(samples)` as a PNG at `path`: the original's picture,
+    cropped to the grid (savefig's `bbox_inches="tight"`), written atomically."""
     GridPainter().save(samples, path)
