@@ -333,7 +333,8 @@ def load_mnist(
             x = binarized_batch(x, seed, step)
         return (x, tf.gather(label_values, batch)) if labels else x
 
-    ds = ds.map(tf.autograph.experimental.do_not_convert(batch_of), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.map(tf.autograph.experimental.do_not_convert(batch_of),
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.prefetch(tf.data.AUTOTUNE)
     if repeat and batch_size <= n and not labels:
         # The same batches, for `VAE.fit` to draw inside its training loop.

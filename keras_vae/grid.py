@@ -10,7 +10,7 @@ from keras_vae.atomic import atomic_path
 
 PAD_INCHES = 0.1  # what savefig's bbox_inches="tight" adds around the grid
 # zlib level 1 instead of Pillow's 6: the same pixels, the PNG encoded in
-# about half the time (it was most of a grid's time), a slightly larger file.
+# about half the time (it was most of a grid's time), a file of about the same size.
 PNG_OPTIONS = {"compress_level": 1}
 
 
