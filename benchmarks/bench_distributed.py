@@ -1,7 +1,7 @@
 """Training speed under each tf.distribute strategy, the all-reduce's share of
 a step, and what more devices or machines would give.
 
-    python benchmarks/bench_distributed.py --data-dir ../shared/data/mnist
+    python benchmarks/bench_distributed.py --data-dir MNIST_data
 
 Each configuration trains with `keras_vae.training.train` (the model made and
 compiled under the strategy's scope, as `keras-vae train --strategy` does),

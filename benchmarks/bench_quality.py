@@ -1,7 +1,7 @@
 """Test-set negative ELBO after the same training: the TF1 reference, keras_vae
 faithful and keras_vae fast.
 
-    python benchmarks/bench_quality.py --data-dir ../shared/data/mnist --steps 10000
+    python benchmarks/bench_quality.py --data-dir MNIST_data --steps 10000
 
 Each trains on the original's split (`train[5000:]`) from the given seed for
 `--steps` steps, in its own process; each is then scored on all 10,000 test

@@ -1,6 +1,6 @@
 """What `keras-vae train --iters 1` spends beyond `import tensorflow`.
 
-    python benchmarks/bench_startup.py --data-dir ../shared/data/mnist
+    python benchmarks/bench_startup.py --data-dir MNIST_data
 
 Whole commands, in turn, `--repeats` times, each from a cold start when this
 process may drop the page cache (root on Linux; otherwise warm, and said):

@@ -20,7 +20,7 @@ Split strings are the ones TFDS understands for these cases: `"train"`,
 Example:
 
 ```python
-ds = load_mnist(data_dir="../shared/data/mnist", seed=0)
+ds = load_mnist(data_dir="MNIST_data", seed=0)
 x = next(iter(ds))  # (64, 784) float32 in [0, 1]
 ```
 """
