@@ -87,21 +87,14 @@ def phases(data_dir, out, fast):
         return wrapper
 
     vae = keras_vae.model.VAE
-    patched = [(vae, "compile"), (vae, "fit"), (keras_vae.model, "VAE"),
-               (keras_vae.data, "load_mnist")]
-    originals = [getattr(owner, name) for owner, name in patched]
     vae.compile = timing("compile", vae.compile)
     vae.fit = timing("fit", vae.fit)
     keras_vae.model.VAE = timing("VAE()", vae)
     keras_vae.data.load_mnist = timing("load_mnist", keras_vae.data.load_mnist)
     argv = ["train", "--iters", "1", "--seed", "0", "--data-dir", data_dir, "--out", out,
             "--overwrite", "--verbose", "0", *(["--fast"] if fast else [])]
-    try:
-        if main(argv) != 0:
-            raise RuntimeError("keras-vae train failed")
-    finally:  # this process may go on (the smoke test's)
-        for (owner, name), original in zip(patched, originals):
-            setattr(owner, name, original)
+    if main(argv) != 0:
+        raise RuntimeError("keras-vae train failed")
     lap("other")
     return marks
 
