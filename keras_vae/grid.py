@@ -2,13 +2,13 @@
 
 import math
 
+from matplotlib import rcParams
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.gridspec import GridSpec
 
 from keras_vae.atomic import atomic_path
 
-PAD_INCHES = 0.1  # what savefig's bbox_inches="tight" adds around the grid
 # zlib level 1 instead of Pillow's 6: the same pixels, the PNG encoded in
 # about half the time (it was most of a grid's time), a file of about the same size.
 PNG_OPTIONS = {"compress_level": 1}
@@ -58,7 +58,9 @@ class GridPainter:
         if layout != self._layout:
             self._figure = plot(samples)
             renderer = FigureCanvasAgg(self._figure).get_renderer()
-            self._bbox = self._figure.get_tightbbox(renderer).padded(PAD_INCHES)
+            # The box bbox_inches="tight" finds, with savefig's padding.
+            self._bbox = self._figure.get_tightbbox(renderer).padded(
+                rcParams["savefig.pad_inches"])
             self._layout = layout
         else:
             for ax, sample in zip(self._figure.axes, samples):
