@@ -350,6 +350,12 @@ def default_split(dataset="mnist"):
     return "train" if is_npz(dataset) else "train[5000:]"
 
 
+def image_pixels(dataset):
+    """The pixels of each of `dataset`'s images, known without reading them:
+    784 for the named datasets, None for a `.npz` file (or an unknown name)."""
+    return 28 * 28 if dataset in DATASETS else None
+
+
 def is_npz(dataset):
     """Whether `dataset` names a `.npz` file rather than a dataset."""
     return os.fspath(dataset).endswith(".npz")

@@ -43,9 +43,10 @@ import tensorflow as tf
 
 from keras_vae.stream import derived_from_stream, stream_of
 
-# Each model's InGraphFit, kept while the model lives (not a Keras attribute:
-# Keras would track it).
+# Each model's InGraphFit, and its XLA loop, kept while the model lives (not
+# Keras attributes: Keras would track them).
 _RUNNERS = weakref.WeakKeyDictionary()
+_XLA_LOOPS = weakref.WeakKeyDictionary()
 
 
 def fit(model, keras_fit, x, y=None, steps_per_epoch=None, **kwargs):
@@ -97,6 +98,47 @@ def _fit_exact_steps(model, keras_fit, x, y, steps_per_epoch, **kwargs):
         model.steps_per_execution, model.train_function = per_call, previous
 
 
+def xla_loop(model):
+    """Fast mode's steps as the model's one XLA-compiled function, `(steps,
+    block, noise)` to the sums of the steps' (loss, recon, kl) and the last
+    loss: one per model, so that each fit, and `warm_up`, share its compile."""
+    loop = _XLA_LOOPS.get(model)
+    if loop is None:
+        model_ref = weakref.ref(model)  # the entry must not keep its model alive
+        loop = _XLA_LOOPS[model] = tf.function(
+            lambda steps, block, noise: _steps_under_xla(model_ref(), steps, block, noise),
+            jit_compile=True, autograph=False)
+    return loop
+
+
+def warm_up(model, batch_size):
+    """Compiles fast mode's XLA loop for `fit` on `load_mnist` batches of
+    `batch_size`, ahead of `fit`, e.g. while the data is read; it runs no step.
+
+    `fit` finds it compiled, unless its epochs are shorter than
+    `model.steps_per_execution` batches (it compiles that shape then).
+    """
+    model.optimizer.build(model.trainable_variables)
+    size = int(model.steps_per_execution)
+    xla_loop(model)(tf.constant(0), tf.zeros((size, batch_size, model.x_dim)),
+                    tf.zeros((size, batch_size, model.z_dim)))
+
+
+def _steps_under_xla(model, steps, block, noise):
+    """`steps` optimizer steps; the sums of their (loss, recon, kl) and the last loss."""
+
+    def step(i, sums, last_loss):
+        losses = model.optimizer_step(block[i], noise[i])
+        return i + 1, [s + loss for s, loss in zip(sums, losses)], losses[0]
+
+    _, sums, last_loss = tf.while_loop(
+        lambda i, *_: i < steps, step,
+        (tf.constant(0), [tf.constant(0.0)] * 3, model.step_loss_tracker.result()),
+        parallel_iterations=1,
+    )
+    return sums, last_loss
+
+
 def call_sizes(start, steps, max_steps, boundaries):
     """How many steps each call into TensorFlow runs, for an epoch of `steps`
     steps from step `start`: at most `max_steps`, ending at every boundary."""
@@ -119,13 +161,12 @@ class InGraphFit:
         # tf.cond), and converting the step's Python, Keras' optimizer
         # included, took most of the first call's time.
         self._run_call = tf.function(self._call, autograph=False)
-        self._xla_loop = tf.function(self._steps_under_xla, jit_compile=True, autograph=False)
+        self._draw = tf.function(self._draw_block, autograph=False)
+        self._record = tf.function(self._record_sums, autograph=False)
 
-    def _call(self, steps, block_size):
+    def _call(self, steps):
         """One call into TensorFlow: `steps` training steps; returns the metrics."""
         block = self.stream.next_block(steps)  # (steps, batch, 784)
-        if self.fast:
-            return self._fast_call(steps, block, block_size)
         model = self.model
 
         def step(i, logs):
@@ -142,37 +183,34 @@ class InGraphFit:
                                 parallel_iterations=1)
         return logs
 
-    def _fast_call(self, steps, block, block_size):
+    def _fast_call(self, steps, block_size):
         """Fast mode: the steps compiled by XLA, their batches and noise drawn
-        outside it (Keras' seeded noise drawn inside XLA ran slowly). Padded
-        to `block_size` steps, so XLA compiles once."""
-        model = self.model
+        outside it (Keras' seeded noise drawn inside XLA ran slowly). Three
+        calls into TensorFlow: the XLA loop's is the model's own (`xla_loop`),
+        which `warm_up` may have compiled already."""
+        steps = tf.constant(steps)
+        block, noise = self._draw(steps, tf.constant(block_size))
+        sums, last_loss = xla_loop(self.model)(steps, block, noise)
+        return self._record(steps, sums, last_loss)
+
+    def _draw_block(self, steps, block_size):
+        """The next `steps` batches and their noise, padded to `block_size`
+        steps, so that XLA compiles one shape."""
+        block = self.stream.next_block(steps)
         block = tf.pad(block, [[0, block_size - steps], [0, 0], [0, 0]])
         noise = keras.random.normal(
-            (block_size, block.shape[1], model.z_dim), seed=model.seed_generator)
-        sums, last_loss = self._xla_loop(steps, block, noise)
-        # The metrics take the call's sums at once, as `steps` updates would.
+            (block_size, block.shape[1], self.model.z_dim), seed=self.model.seed_generator)
+        return block, noise
+
+    def _record_sums(self, steps, sums, last_loss):
+        """The metrics take a call's sums at once, as `steps` updates would."""
+        model = self.model
         for tracker, total in zip(
                 (model.loss_tracker, model.recon_loss_tracker, model.kl_loss_tracker), sums):
             tracker.total.assign_add(total)
             tracker.count.assign_add(tf.cast(steps, tracker.count.dtype))
         model.step_loss_tracker.update_state(last_loss)
         return model.get_metrics_result()
-
-    def _steps_under_xla(self, steps, block, noise):
-        """`steps` optimizer steps; the sums of their (loss, recon, kl) and the last loss."""
-        model = self.model
-
-        def step(i, sums, last_loss):
-            losses = model.optimizer_step(block[i], noise[i])
-            return i + 1, [s + loss for s, loss in zip(sums, losses)], losses[0]
-
-        _, sums, last_loss = tf.while_loop(
-            lambda i, *_: i < steps, step,
-            (tf.constant(0), [tf.constant(0.0)] * 3, model.step_loss_tracker.result()),
-            parallel_iterations=1,
-        )
-        return sums, last_loss
 
     def fit(self, keras_fit, steps_per_epoch, epochs=1, initial_epoch=0, callbacks=None,
             verbose="auto", **kwargs):
@@ -201,7 +239,9 @@ class InGraphFit:
                 done["epoch"], done["call"] = done["epoch"] + 1, 0
             if steps == 0:  # an epoch of fewer calls than the longest
                 return model.get_metrics_result()
-            return self._run_call(tf.constant(steps), tf.constant(block_size))
+            if self.fast:
+                return self._fast_call(steps, block_size)
+            return self._run_call(tf.constant(steps))
 
         model.optimizer.build(model.trainable_variables)
         self.stream.start()

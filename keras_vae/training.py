@@ -1,8 +1,10 @@
 """A training run as `keras-vae train` makes it: fresh or resumed from its
 checkpoints, stopped cleanly by a signal or a diverged loss."""
 
+import concurrent.futures
 import contextlib
 import dataclasses
+import functools
 import os
 import re
 
@@ -118,7 +120,8 @@ def train(
 
     from keras_vae.callbacks import Checkpointer, SampleGrid, StopOnDivergence, StopOnSignal
     from keras_vae.checkpoints import load_latest
-    from keras_vae.data import default_split, load_mnist
+    from keras_vae.data import default_split, image_pixels, load_mnist
+    from keras_vae.execution import warm_up
     from keras_vae.model import VAE
     from keras_vae.optimizers import TF1Adam
     from keras_vae.strategies import gatherer, is_chief, is_multi_worker, lost_workers
@@ -188,27 +191,45 @@ def train(
         print(f"The run is at step {start} already (--iters {iters}): nothing to train.")
         return Outcome("completed", start, model)
 
-    data = load_mnist(
-        config.split, batch_size=config.batch_size, data_dir=data_dir,
+    def prepared_model(x_dim):
+        """The run's model (built unless resumed), compiled for the run."""
+        if resumed is None:
+            with scope():
+                built = VAE(x_dim=x_dim, h_dim=h_dim, z_dim=z_dim, seed=seed, beta=config.beta)
+        else:
+            built = resumed[1]
+        built.trained_with = {
+            name: value for name, value in dataclasses.asdict(config).items()
+            if name not in ("h_dim", "z_dim", "sample_every") and value is not None
+        }
+        # Several steps per call into TensorFlow; the callbacks' steps still end
+        # calls (keras_vae.execution), so the bits are those of one step per call.
+        # Under a strategy Keras' own loop runs, whose calls would not end there:
+        # one step per call.
+        with scope():
+            optimizer = (getattr(built, "optimizer", None)
+                         or TF1Adam(learning_rate=config.learning_rate))
+            built.compile(optimizer=optimizer, fast=fast,
+                          steps_per_execution=STEPS_PER_EXECUTION if strategy is None else 1)
+        return built
+
+    read_data = functools.partial(
+        load_mnist, config.split, batch_size=config.batch_size, data_dir=data_dir,
         seed=config.seed, initial_step=start, dataset=config.dataset, binarize=config.binarize,
     )
-    if resumed is None:
-        with scope():
-            model = VAE(x_dim=data.element_spec.shape[-1], h_dim=h_dim, z_dim=z_dim, seed=seed,
-                        beta=config.beta)
-    model.trained_with = {
-        name: value for name, value in dataclasses.asdict(config).items()
-        if name not in ("h_dim", "z_dim", "sample_every") and value is not None
-    }
-    # Several steps per call into TensorFlow; the callbacks' steps still end
-    # calls (keras_vae.execution), so the bits are those of one step per call.
-    # Under a strategy Keras' own loop runs, whose calls would not end there:
-    # one step per call.
-    with scope():
-        optimizer = (getattr(model, "optimizer", None)
-                     or TF1Adam(learning_rate=config.learning_rate))
-        model.compile(optimizer=optimizer, fast=fast,
-                      steps_per_execution=STEPS_PER_EXECUTION if strategy is None else 1)
+    x_dim = model.x_dim if resumed is not None else image_pixels(config.dataset)
+    if fast and x_dim is not None:
+        # XLA's compile of the steps runs while the data is read, which is
+        # mostly zlib and NumPy (they release the GIL): together they take
+        # less than one after the other.
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            reading = pool.submit(read_data)
+            model = prepared_model(x_dim)
+            warm_up(model, config.batch_size)
+            data = reading.result()
+    else:
+        data = read_data()
+        model = prepared_model(data.element_spec.shape[-1])
     tf.config.experimental.enable_op_determinism()
     divergence = StopOnDivergence()
     if strategy is not None and is_multi_worker(strategy):

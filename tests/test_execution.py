@@ -1,5 +1,9 @@
 """fit's fast path: in-graph batches, planned executions, fast mode."""
 
+import json
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -11,7 +15,7 @@ from keras_vae import execution
 from keras_vae.execution import call_sizes
 from keras_vae.model import VAE
 from keras_vae.stream import stream_of
-from tests.conftest import run_keras_vae
+from tests.conftest import REPO, checkout_env, run_keras_vae
 from tests.mnist_files import FILES, idx_bytes, write_gz
 
 
@@ -142,12 +146,57 @@ def test_fast_mode_trains_from_one_xla_compilation(tmp_path):
     assert np.isfinite(losses).all() and losses[1] < losses[0]
     assert history.history["step_loss"][-1] > 0
     # Executions of 1, 6 and 7 steps, all padded to one shape: one trace.
-    runner = execution._RUNNERS[model]
-    assert runner.fast and runner._xla_loop.experimental_get_tracing_count() == 1
+    assert execution._RUNNERS[model].fast
+    assert execution.xla_loop(model).experimental_get_tracing_count() == 1
     # The same seed, the same run.
     again, _ = _train_fast(load_mnist("train", 16, data, seed=4), 3, tmp_path / "b")
     for a, b in zip(model.weights, again.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_warm_up_compiles_fast_mode_ahead_of_fit_and_runs_no_step(tmp_path):
+    ds = load_mnist("train", 16, _mnist(tmp_path / "data"), seed=4)  # 125 batches an epoch
+    keras.utils.set_random_seed(3)
+    model = VAE(h_dim=32, z_dim=8, seed=3)
+    model.compile(fast=True)
+    model.optimizer.build(model.trainable_variables)
+    before = [v.numpy() for v in (*model.weights, *model.optimizer.variables)]
+    execution.warm_up(model, 16)
+    after = [v.numpy() for v in (*model.weights, *model.optimizer.variables)]
+    for a, b in zip(before, after):
+        np.testing.assert_array_equal(a, b)
+    assert int(model.optimizer.iterations.numpy()) == 0
+    model.fit(ds, steps_per_epoch=30, verbose=0)
+    assert int(model.optimizer.iterations.numpy()) == 30
+    # fit ran the loop warm_up traced (and XLA compiled), not one of its own.
+    assert execution.xla_loop(model).experimental_get_tracing_count() == 1
+
+
+def test_train_fast_reads_the_data_while_xla_compiles(tmp_path, synthetic_mnist_dir):
+    # train() turns on op determinism for its whole process: a process of its own.
+    script = f"""
+import json, threading
+from keras_vae import data, execution
+from keras_vae.training import train
+
+readers = []
+read = data.load_mnist
+def load_mnist(*args, **kwargs):
+    readers.append(threading.current_thread() is threading.main_thread())
+    return read(*args, **kwargs)
+data.load_mnist = load_mnist
+outcome = train(3, out={str(tmp_path / "out")!r}, data_dir={str(synthetic_mnist_dir)!r},
+                seed=1, fast=True, verbose=0)
+print(json.dumps({{"main_thread_read": readers, "step": outcome.step,
+                  "traces": execution.xla_loop(outcome.model).experimental_get_tracing_count()}}))
+"""
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         cwd=REPO, env=checkout_env(), timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    found = json.loads(run.stdout.strip().splitlines()[-1])
+    # The data read in another thread, the loop compiled once: warm_up's
+    # compile is the one fit used.
+    assert found == {"main_thread_read": [False], "step": 3, "traces": 1}
 
 
 @pytest.mark.real_mnist(reason="its tolerances were measured on how the real digits train")
