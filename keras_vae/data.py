@@ -87,8 +87,11 @@ def read_idx(path):
     """
     path = os.path.abspath(os.fspath(path))
     try:
-        with gzip.open(path, "rb") as f:
-            data = f.read()
+        with open(path, "rb") as f:
+            compressed = f.read()
+        # At once, not streamed through gzip.open: one call into zlib, which
+        # lets other threads run meanwhile (fast mode compiles beside it).
+        data = gzip.decompress(compressed)
     except FileNotFoundError:
         raise DataError(f"MNIST file not found: {path}. {FILES_FIX}") from None
     except (OSError, EOFError, zlib.error) as err:
