@@ -118,6 +118,9 @@ def warm_up(model, batch_size):
     `fit` finds it compiled, unless its epochs are shorter than
     `model.steps_per_execution` batches (it compiles that shape then).
     """
+    if not getattr(model, "fast", False):
+        raise ValueError("warm_up compiles fast mode's loop, which this model does not "
+                         "run: compile it with model.compile(fast=True) first.")
     model.optimizer.build(model.trainable_variables)
     size = int(model.steps_per_execution)
     xla_loop(model)(tf.constant(0), tf.zeros((size, batch_size, model.x_dim)),

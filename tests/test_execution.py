@@ -170,6 +170,10 @@ def test_warm_up_compiles_fast_mode_ahead_of_fit_and_runs_no_step(tmp_path):
     assert int(model.optimizer.iterations.numpy()) == 30
     # fit ran the loop warm_up traced (and XLA compiled), not one of its own.
     assert execution.xla_loop(model).experimental_get_tracing_count() == 1
+    faithful = VAE(h_dim=32, z_dim=8)
+    faithful.compile()
+    with pytest.raises(ValueError, match=r"compile\(fast=True\)"):
+        execution.warm_up(faithful, 16)
 
 
 def test_train_fast_reads_the_data_while_xla_compiles(tmp_path, synthetic_mnist_dir):
