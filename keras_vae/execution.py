@@ -159,13 +159,20 @@ class InGraphFit:
     """Runs `fit`'s epochs as calls of an in-graph loop of steps over `stream`."""
 
     def __init__(self, model, stream, fast=False):
-        self.model, self.stream, self.fast = model, stream, fast
+        # The model weakly: _RUNNERS keeps this runner while the model lives,
+        # and the runner must not keep the model alive.
+        self._model = weakref.ref(model)
+        self.stream, self.fast = stream, fast
         # No AutoGraph: the loop's control flow is explicit (tf.while_loop,
         # tf.cond), and converting the step's Python, Keras' optimizer
         # included, took most of the first call's time.
         self._run_call = tf.function(self._call, autograph=False)
         self._draw = tf.function(self._draw_block, autograph=False)
         self._record = tf.function(self._record_sums, autograph=False)
+
+    @property
+    def model(self):
+        return self._model()
 
     def _call(self, steps):
         """One call into TensorFlow: `steps` training steps; returns the metrics."""

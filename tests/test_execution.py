@@ -1,8 +1,10 @@
 """fit's fast path: in-graph batches, planned executions, fast mode."""
 
+import gc
 import json
 import subprocess
 import sys
+import weakref
 
 import keras
 import numpy as np
@@ -174,6 +176,19 @@ def test_warm_up_compiles_fast_mode_ahead_of_fit_and_runs_no_step(tmp_path):
     faithful.compile()
     with pytest.raises(ValueError, match=r"compile\(fast=True\)"):
         execution.warm_up(faithful, 16)
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_a_model_fit_on_load_mnist_is_freed_once_dropped(tmp_path, fast):
+    ds = load_mnist("train", 16, _mnist(tmp_path), seed=1)
+    model = VAE(h_dim=8, z_dim=2)
+    model.compile(fast=fast)
+    model.fit(ds, steps_per_epoch=3, verbose=0)
+    assert model in execution._RUNNERS
+    dropped = weakref.ref(model)
+    del model
+    gc.collect()
+    assert dropped() is None  # fit's runner and XLA loop kept no hold on it
 
 
 def test_train_fast_reads_the_data_while_xla_compiles(tmp_path, synthetic_mnist_dir):
