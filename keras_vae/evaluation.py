@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_vae.losses import kl_divergence, reconstruction_loss
+from keras_vae.stream import bernoulli_pixels
 
 # Draws decoded at once per image batch: bounds the memory of large k
 # (batch x draws x 784 logits).
@@ -103,8 +104,7 @@ def standard_error(values):
 
 def binarized(x, seed):
     """Each pixel drawn as Bernoulli(intensity), keyed by `seed` (ints)."""
-    uniform = tf.random.stateless_uniform(tf.shape(x), seed=_seed(seed))
-    return tf.cast(uniform < x, x.dtype)
+    return bernoulli_pixels(x, _seed(seed))
 
 
 @tf.function(reduce_retracing=True, autograph=False)  # no Python control flow to convert

@@ -65,6 +65,11 @@ def binarized_batch(x, seed, step):
     that a resumed run repeats."""
     key = tf.random.experimental.stateless_fold_in(
         tf.constant([seed, _BINARIZE_KEY], tf.int64), tf.cast(step, tf.int64))
+    return bernoulli_pixels(x, key)
+
+
+def bernoulli_pixels(x, key):
+    """Each pixel of `x` drawn as Bernoulli(intensity), from the stateless seed `key`."""
     return tf.cast(tf.random.stateless_uniform(tf.shape(x), seed=key) < x, x.dtype)
 
 
