@@ -2,6 +2,6 @@
 
 import sys
 
-from keras_vae.cli import main
+from keras_vae.cli import command
 
-sys.exit(main())
+sys.exit(command())

@@ -6,6 +6,7 @@ bad input into a one-line error and exit status 2 instead of a traceback.
 """
 
 import argparse
+import gc
 import math
 import os
 import signal
@@ -532,3 +533,14 @@ def main(argv=None):
         )
         return 1
     return status or 0
+
+
+def command():
+    """The `keras-vae` command's entry point: `main`, then a quick exit."""
+    try:
+        return main()
+    finally:
+        # The process ends here, its files written and closed. Python's last
+        # garbage collection would walk every object TensorFlow's import made,
+        # which takes longer than a short run's training: frozen, it skips them.
+        gc.freeze()
