@@ -13,6 +13,8 @@ from keras_vae.checkpoints import save_checkpoint
 from keras_vae.checks import check_count
 from keras_vae.grid import GridPainter
 
+SAMPLES = 16  # per grid, as in the original's 4x4 plot
+
 
 class SampleGrid(keras.callbacks.Callback):
     """Every `every` steps, saves 16 samples of z ~ N(0, I) and prints the loss.
@@ -71,6 +73,11 @@ class SampleGrid(keras.callbacks.Callback):
                         "with steps_per_execution=1, for exact grids.", stacklevel=2)
                 self._report(step, logs or {})
 
+    def prepare(self, x_dim):
+        """Builds the grids' figure, for images of `x_dim` pixels, ahead of
+        training: the first grid is then as quick as the others."""
+        self._painter.prepare(SAMPLES, x_dim)
+
     def _report(self, step, logs):
         index = step // self.every
         if self.verbose:
@@ -85,7 +92,7 @@ class SampleGrid(keras.callbacks.Callback):
     def noise(self, index, z_dim):
         """The 16 draws of z, `(16, z_dim)`, for grid `index`."""
         rng = np.random.default_rng([self.seed, index])
-        return rng.standard_normal((16, z_dim)).astype(np.float32)
+        return rng.standard_normal((SAMPLES, z_dim)).astype(np.float32)
 
 
 class Checkpointer(keras.callbacks.Callback):

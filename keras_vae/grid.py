@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 from matplotlib import rcParams
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -51,17 +52,23 @@ class GridPainter:
     def __init__(self):
         self._layout = None  # (count, pixels) of the kept figure
 
+    def prepare(self, count, pixels):
+        """Builds the figure for grids of `count` images of `pixels` pixels
+        ahead of the first `save`, e.g. while a run reads its data."""
+        self._build(np.zeros((count, pixels), np.float32))
+
+    def _build(self, samples):
+        self._figure = plot(samples)
+        renderer = FigureCanvasAgg(self._figure).get_renderer()
+        # The box bbox_inches="tight" finds, with savefig's padding.
+        self._bbox = self._figure.get_tightbbox(renderer).padded(rcParams["savefig.pad_inches"])
+        self._layout = (len(samples), samples[0].size)
+
     def save(self, samples, path):
         """Saves `plot(samples)` at `path`, the same PNG as `save_grid`'s:
         the pixels of the original's `savefig(bbox_inches="tight")`."""
-        layout = (len(samples), samples[0].size)
-        if layout != self._layout:
-            self._figure = plot(samples)
-            renderer = FigureCanvasAgg(self._figure).get_renderer()
-            # The box bbox_inches="tight" finds, with savefig's padding.
-            self._bbox = self._figure.get_tightbbox(renderer).padded(
-                rcParams["savefig.pad_inches"])
-            self._layout = layout
+        if (len(samples), samples[0].size) != self._layout:
+            self._build(samples)
         else:
             for ax, sample in zip(self._figure.axes, samples):
                 image = ax.images[0]

@@ -217,26 +217,30 @@ def train(
         load_mnist, config.split, batch_size=config.batch_size, data_dir=data_dir,
         seed=config.seed, initial_step=start, dataset=config.dataset, binarize=config.binarize,
     )
+    grid = SampleGrid(out, every=config.sample_every, seed=config.seed, resume=True)
     x_dim = model.x_dim if resumed is not None else image_pixels(config.dataset)
-    if fast and x_dim is not None:
-        # XLA's compile of the steps runs while the data is read, which is
-        # mostly zlib and NumPy (they release the GIL): together they take
-        # less than one after the other.
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            reading = pool.submit(read_data)
-            model = prepared_model(x_dim)
-            warm_up(model, config.batch_size)
-            data = reading.result()
-    else:
+    if x_dim is None:
         data = read_data()
         model = prepared_model(data.element_spec.shape[-1])
+    else:
+        # Reading the data is mostly zlib and NumPy, which release the GIL: the
+        # model is built (in fast mode, XLA compiles its steps) and the grids'
+        # figure drawn while it runs, in less time than one after the other.
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            reading = pool.submit(read_data)
+            drawing = pool.submit(grid.prepare, x_dim) if chief else None
+            model = prepared_model(x_dim)
+            if fast:
+                warm_up(model, config.batch_size)
+            data = reading.result()
+            if drawing is not None:
+                drawing.result()
     tf.config.experimental.enable_op_determinism()
     divergence = StopOnDivergence()
     if strategy is not None and is_multi_worker(strategy):
         signals = StopOnSignal(agree=lambda signum: max(gather(signum)))
     else:
         signals = StopOnSignal()
-    grid = SampleGrid(out, every=config.sample_every, seed=config.seed, resume=True)
     run_callbacks = [divergence, grid] if chief else [divergence]
     if log_dir is not None and chief:
         from keras_vae.logs import TrainingLog

@@ -76,6 +76,7 @@ def test_resume_leaves_grids_on_disk_alone_and_default_overwrites(tmp_path):
 def test_a_kept_figure_saves_the_picture_the_original_would(tmp_path):
     rng = np.random.default_rng(0)
     painter = GridPainter()
+    painter.prepare(16, 784)  # as a run does before its first grid
     for count, pixels, scale in ((16, 784, 1.0), (16, 784, 0.3), (9, 784, 1.0), (16, 784, 0.0)):
         samples = (rng.random((count, pixels)) * scale).astype(np.float32)
         original = io.BytesIO()  # the original's call

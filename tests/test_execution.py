@@ -191,31 +191,40 @@ def test_a_model_fit_on_load_mnist_is_freed_once_dropped(tmp_path, fast):
     assert dropped() is None  # fit's runner and XLA loop kept no hold on it
 
 
-def test_train_fast_reads_the_data_while_xla_compiles(tmp_path, synthetic_mnist_dir):
+@pytest.mark.parametrize("fast", [False, True])
+def test_train_reads_the_data_while_it_builds_the_model_and_the_grid(tmp_path,
+                                                                     synthetic_mnist_dir, fast):
     # train() turns on op determinism for its whole process: a process of its own.
     script = f"""
 import json, threading
-from keras_vae import data, execution
+from keras_vae import data, execution, grid
 from keras_vae.training import train
 
-readers = []
-read = data.load_mnist
+readers, figures = [], []
+read, plot = data.load_mnist, grid.plot
 def load_mnist(*args, **kwargs):
     readers.append(threading.current_thread() is threading.main_thread())
     return read(*args, **kwargs)
-data.load_mnist = load_mnist
+def drawn(samples):
+    figures.append(threading.current_thread() is threading.main_thread())
+    return plot(samples)
+data.load_mnist, grid.plot = load_mnist, drawn
 outcome = train(3, out={str(tmp_path / "out")!r}, data_dir={str(synthetic_mnist_dir)!r},
-                seed=1, fast=True, verbose=0)
-print(json.dumps({{"main_thread_read": readers, "step": outcome.step,
-                  "traces": execution.xla_loop(outcome.model).experimental_get_tracing_count()}}))
+                seed=1, fast={fast}, verbose=0)
+traces = execution.xla_loop(outcome.model).experimental_get_tracing_count() if {fast} else 1
+print(json.dumps({{"main_thread_read": readers, "main_thread_figures": figures,
+                  "step": outcome.step, "traces": traces}}))
 """
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          cwd=REPO, env=checkout_env(), timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     found = json.loads(run.stdout.strip().splitlines()[-1])
-    # The data read in another thread, the loop compiled once: warm_up's
+    # The data read in another thread, the grids' one figure drawn in another
+    # too, before the step-0 grid; fast mode's loop compiled once: warm_up's
     # compile is the one fit used.
-    assert found == {"main_thread_read": [False], "step": 3, "traces": 1}
+    assert found == {"main_thread_read": [False], "main_thread_figures": [False], "step": 3,
+                     "traces": 1}
+    assert (tmp_path / "out" / "000.png").exists()
 
 
 @pytest.mark.real_mnist(reason="its tolerances were measured on how the real digits train")
