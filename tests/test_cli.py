@@ -87,3 +87,14 @@ def test_import_keras_vae_lets_keras_load_a_trained_model(synthetic_mnist_dir, t
                          text=True, cwd=tmp_path, env=checkout_env(), timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.split() == ["VAE", "7", "TF1Adam", "24"]  # with its optimizer state
+
+
+def test_the_command_exits_with_mains_status_and_skips_the_last_collection(tmp_path):
+    # The console script and `python -m keras_vae` call cli.command.
+    code = ("import gc, sys; from keras_vae.cli import command; "
+            "sys.argv = ['keras-vae', 'sample', '--model', 'no/such.keras']; "
+            "status = command(); print(status, gc.get_freeze_count() > 0)")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=tmp_path, env=checkout_env(), timeout=300)
+    assert run.stdout.split() == ["2", "True"], run.stderr[-2000:]
+    assert "No model file at no/such.keras" in run.stderr
