@@ -8,7 +8,10 @@ process may drop the page cache (root on Linux; otherwise warm, and said):
   (`keras_vae.cli.command` freezes the garbage collector first, which skips
   the last collection's walk through TensorFlow's objects);
 - train, train-fast: `python -m keras_vae train --iters 1` (faithful, `--fast`).
-Beyond = the median of train's time minus the median of import's.
+Each notes the moment its `import tensorflow` returns; its time beyond the
+import is from then to its exit, since the import's own time varies by up to
+a second from run to run. Beyond = the median of train's minus the median of
+import's (the bare interpreter's exit).
 
 Then, once per mode and also cold, the same command in a process that times
 its phases by wrapping the functions `keras_vae.training.train` calls:
@@ -45,22 +48,34 @@ def drop_caches():
         return False
 
 
+# A command, marking on stdout the moment its `import tensorflow` returned.
+MARKED = """import time, tensorflow
+print("imported", repr(time.time()), flush=True)
+"""
+
+
 def command(name, data_dir, out):
     if name == "import":
-        return [sys.executable, "-c", "import gc, tensorflow; gc.freeze()"]
-    return [sys.executable, "-m", "keras_vae", "train", "--iters", "1", "--seed", "0",
-            "--data-dir", data_dir, "--out", out, "--overwrite", "--verbose", "0",
+        return [sys.executable, "-c", MARKED + "import gc; gc.freeze()"]
+    argv = ["keras_vae", "train", "--iters", "1", "--seed", "0", "--data-dir", data_dir,
+            "--out", out, "--overwrite", "--verbose", "0",
             *(["--fast"] if name == "train-fast" else [])]
+    # What `python -m keras_vae ...` runs.
+    return [sys.executable, "-c", MARKED + f"import runpy, sys; sys.argv = {argv!r}; "
+            "runpy.run_module('keras_vae', run_name='__main__', alter_sys=True)"]
 
 
 def timed_run(argv, env):
-    """Seconds `argv` takes from start to exit."""
+    """Seconds `argv` takes from start to exit, and from its mark (if any) to
+    exit; its stdout."""
     start = time.perf_counter()
     run = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=REPO)
+    ended = time.time()
     elapsed = time.perf_counter() - start
     if run.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed: {run.stderr[-2000:]}")
-    return elapsed, run.stdout
+    marks = [line.split()[1] for line in run.stdout.splitlines() if line.startswith("imported ")]
+    return elapsed, ended - float(marks[0]) if marks else None, run.stdout
 
 
 def phases(data_dir, out, fast):
@@ -130,25 +145,30 @@ def main(argv=None):
             return 0
         cold = drop_caches()
         times = {name: [] for name in COMMANDS}
+        after = {name: [] for name in COMMANDS}  # from the end of the import to the exit
         for repeat in range(args.repeats):
             for name in COMMANDS:
                 drop_caches()
-                times[name].append(timed_run(command(name, args.data_dir, out), env)[0])
-            print(f"repeat {repeat + 1}/{args.repeats}: "
-                  + ", ".join(f"{n} {t[-1]:.2f} s" for n, t in times.items()), flush=True)
+                whole, rest, _ = timed_run(command(name, args.data_dir, out), env)
+                times[name].append(whole)
+                after[name].append(rest)
+            print(f"repeat {repeat + 1}/{args.repeats}: " + ", ".join(
+                f"{n} {t[-1]:.2f} s ({after[n][-1]:.2f} after the import)"
+                for n, t in times.items()), flush=True)
         breakdown = {}
         for mode in ("faithful", "fast"):
             drop_caches()
             stdout = timed_run([sys.executable, __file__, "--data-dir", args.data_dir,
-                                "--phases", mode], env)[1]
+                                "--phases", mode], env)[2]
             breakdown[mode] = json.loads(stdout.strip().splitlines()[-1])
     median = {name: statistics.median(t) for name, t in times.items()}
+    median_after = {name: statistics.median(t) for name, t in after.items()}
     print(f"\n{'cold' if cold else 'warm (the page cache could not be dropped)'} starts, "
-          f"medians of {args.repeats}:")
+          f"medians of {args.repeats}, whole command and after its import:")
     for name in COMMANDS:
-        print(f"  {name:<11}{median[name]:>7.2f} s  (runs: "
-              f"{', '.join(f'{t:.2f}' for t in times[name])})")
-    beyond = {mode: median[name] - median["import"]
+        print(f"  {name:<11}{median[name]:>7.2f} s {median_after[name]:>7.2f} s  (runs: "
+              f"{', '.join(f'{t:.2f}' for t in after[name])})")
+    beyond = {mode: median_after[name] - median_after["import"]
               for mode, name in (("faithful", "train"), ("fast", "train-fast"))}
     for mode, seconds in beyond.items():
         print(f"  beyond import tensorflow, {mode}: {seconds:.2f} s")
@@ -159,6 +179,7 @@ def main(argv=None):
         print(f"  {name:<20}" + "".join(f"{breakdown[m].get(name, 0):>9.2f}" for m in breakdown))
     with open(args.json, "w") as f:
         json.dump({"cold": cold, "repeats": args.repeats, "runs": times, "median": median,
+                   "after_import": after, "median_after_import": median_after,
                    "beyond_import": beyond, "phases": breakdown}, f, indent=2)
     return 0
 

@@ -223,18 +223,25 @@ def train(
         data = read_data()
         model = prepared_model(data.element_spec.shape[-1])
     else:
-        # Reading the data is mostly zlib and NumPy, which release the GIL: the
-        # model is built (in fast mode, XLA compiles its steps) and the grids'
-        # figure drawn while it runs, in less time than one after the other.
-        with concurrent.futures.ThreadPoolExecutor(2) as pool:
-            reading = pool.submit(read_data)
-            drawing = pool.submit(grid.prepare, x_dim) if chief else None
+        # Reading the data is mostly I/O and zlib, which release the GIL, and so
+        # does XLA's compile: the model is built (in fast mode, compiled) and the
+        # grids' figure drawn while a thread reads. The figure is drawn by
+        # whichever thread would otherwise wait: the reader once it has read
+        # while XLA compiles, else the main thread while the data is read.
+        def read_and_draw(draw):
+            data = read_data()
+            if draw:
+                grid.prepare(x_dim)
+            return data
+
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            reading = pool.submit(read_and_draw, chief and fast)
             model = prepared_model(x_dim)
             if fast:
                 warm_up(model, config.batch_size)
+            elif chief:
+                grid.prepare(x_dim)
             data = reading.result()
-            if drawing is not None:
-                drawing.result()
     tf.config.experimental.enable_op_determinism()
     divergence = StopOnDivergence()
     if strategy is not None and is_multi_worker(strategy):
