@@ -11,16 +11,16 @@ process may drop the page cache (root on Linux; otherwise warm, and said):
 Each notes the moment its `import tensorflow` returns; its time beyond the
 import is from then to its exit, since the import's own time varies by up to
 a second from run to run. Beyond = the median of train's minus the median of
-import's (the bare interpreter's exit).
+import's (the span of a process that only imports and exits).
 
 Then, once per mode and also cold, the same command in a process that times
 its phases by wrapping the functions `keras_vae.training.train` calls:
-importing TensorFlow, then keras_vae, reading the data (`load_mnist`),
-building the model (`VAE`), `compile`, in fast mode `warm_up` (XLA's
-compile, while `load_mnist` runs in a thread beside it), and `fit`
-(tracing, faithful mode's first call, the one step and the step-0 grid), and
-the rest ("other": argument checks, the run's files; not the interpreter's
-exit). Side by side phases add up to more than the time they took.
+importing TensorFlow, then keras_vae, reading the data (`load_mnist`, in a
+thread beside the next three), building the model (`VAE`), `compile`, in
+fast mode `warm_up` (XLA's compile), and `fit` (tracing, faithful mode's
+first call, the one step and the step-0 grid), and the rest ("other":
+argument checks, the run's files; not the interpreter's exit). Side by side
+phases add up to more than the time they took.
 """
 
 import argparse
