@@ -356,7 +356,7 @@ def default_split(dataset="mnist"):
 def image_pixels(dataset):
     """The pixels of each of `dataset`'s images, known without reading them:
     784 for the named datasets, None for a `.npz` file (or an unknown name)."""
-    return 28 * 28 if dataset in DATASETS else None
+    return IMAGE_PIXELS if dataset in DATASETS else None
 
 
 def is_npz(dataset):
