@@ -80,7 +80,7 @@ def is_distributed(config):
 
 def make_config_strategy(config, index, ports):
     """`config`'s strategy for this process (None: train's one-device path)."""
-    from keras_vae.strategies import make_strategy
+    from keras_vae.distribute.strategies import make_strategy
 
     if config == "one":
         return None
@@ -99,7 +99,7 @@ def measure(config, data_dir, warmup, steps, reduce_reps, index=0, ports=None):
     import numpy as np
     import tensorflow as tf
 
-    from keras_vae.training import train
+    from keras_vae.training.run import train
 
     class StepTimes(keras.callbacks.Callback):
         """(steps done, time) at the start and at the end of each call."""
@@ -113,7 +113,7 @@ def measure(config, data_dir, warmup, steps, reduce_reps, index=0, ports=None):
     timer, iters = StepTimes(), warmup + steps
     with tempfile.TemporaryDirectory() as out:
         # One grid, at step 0, before the timed steps.
-        outcome = train(iters, out=out, data_dir=data_dir, seed=0, sample_every=iters + 1,
+        outcome = train(iters=iters, out=out, data_dir=data_dir, seed=0, sample_every=iters + 1,
                         verbose=0, strategy=strategy, callbacks=[timer])
     if outcome.status != "completed" or outcome.step != iters:
         raise RuntimeError(f"training {outcome.status} at step {outcome.step} of {iters}")

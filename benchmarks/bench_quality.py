@@ -48,7 +48,7 @@ def keras_elbo(data_dir, steps, seed, draws, fast=False):
     import keras
     import numpy as np
 
-    from keras_vae.data import load_mnist
+    from keras_vae.data.batches import load_mnist
     from keras_vae.model import VAE
 
     keras.utils.set_random_seed(seed)

@@ -110,7 +110,7 @@ def keras_loop(mode, data_dir, warmup, steps):
     `warmup`, from the ends of its calls; and the last step's loss."""
     import keras
 
-    from keras_vae.data import load_mnist
+    from keras_vae.data.batches import load_mnist
     from keras_vae.model import VAE
 
     keras.utils.set_random_seed(0)

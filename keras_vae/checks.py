@@ -1,4 +1,4 @@
-"""Argument checks shared by the library's entry points."""
+"""Checks of what users pass in: counts, the KL weight, and the batches a step gets."""
 
 import numpy as np
 
@@ -12,3 +12,46 @@ def check_count(name, value, minimum=1):
     ):
         kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
         raise ValueError(f"Expected {name} to be {kind}. Received: {name}={value!r}")
+
+
+def check_beta(beta):
+    """Raises a ValueError unless `beta` (the KL term's weight) is a finite number >= 0."""
+    if not (isinstance(beta, (int, float)) and beta >= 0 and beta != float("inf")):
+        raise ValueError(f"Expected beta to be a finite number >= 0. Received: beta={beta!r}")
+
+
+def checked_images(x, noise, x_dim, z_dim):
+    """The op that checks a training or test batch's pixel values; a clear
+    error now for a wrong dtype or shape.
+
+    Dtype and shape are checked when the step is traced; the values (in
+    [0, 1], no NaN) at run time, by the returned op, which the step's ops
+    wait for: nothing of a step runs on images that fail it.
+    """
+    import tensorflow as tf
+
+    if not x.dtype.is_floating:
+        raise ValueError(
+            f"Expected float images in [0, 1]. Received: x.dtype={x.dtype.name}. "
+            "Scale uint8 pixels first, e.g. keras_vae.data.scale_pixels(x)."
+        )
+    if x.shape.rank != 2 or x.shape[-1] not in (None, x_dim):
+        raise ValueError(
+            f"Expected images of shape (batch, {x_dim}), flattened. "
+            f"Received: x.shape={tuple(x.shape)}. Reshape 28x28 images with "
+            f"x.reshape(-1, {x_dim})."
+        )
+    if noise is not None and (noise.shape.rank != 2 or noise.shape[-1] not in (None, z_dim)):
+        raise ValueError(
+            f"Expected noise of shape (batch, {z_dim}). "
+            f"Received: noise.shape={tuple(noise.shape)}."
+        )
+    in_range = tf.reduce_all(tf.logical_and(x >= 0, x <= 1))  # False for NaN
+    return tf.debugging.Assert(
+        in_range,
+        [
+            "Expected pixel values in [0, 1], without NaN: scale uint8 "
+            "images with keras_vae.data.scale_pixels (x * 1/255). Received "
+            "values from", tf.reduce_min(x), "to", tf.reduce_max(x),
+        ],
+    )

@@ -1,9 +1,9 @@
-"""`VAE.fit`'s execution: exactly the steps asked, and load_mnist's batches
+"""How `VAE.fit` runs: exactly the steps asked, and `load_mnist`'s batches
 drawn inside the training loop, many steps per call into TensorFlow.
 
-Given a dataset made by `load_mnist` (its `BatchStream`, see
-`keras_vae.stream`) and `steps_per_epoch`, each call into TensorFlow runs up
-to `steps_per_execution` steps of one `tf.while_loop`, drawing each batch
+Given `MnistBatches` with a stream (what `load_mnist` returns for training)
+and `steps_per_epoch`, each call into TensorFlow runs up to
+`steps_per_execution` steps of one `tf.while_loop`, drawing each batch
 inside the loop. The arithmetic is the step's own, so the results are the
 same bits as one step per call through `tf.data`. A call also ends after
 every step a callback must see the model at: a callback lists those steps
@@ -13,102 +13,88 @@ and `Checkpointer` see the model of their exact step.
 
 Fast mode (`compile(fast=True)`) runs the same loop compiled by XLA, with
 each call's noise drawn at once before it: statistically the same training,
-not the same bits (the README gives the measured speed).
+not the same bits.
 
-Any other data goes through Keras' own `tf.data` path, with
-`steps_per_execution` lowered for the call where Keras would otherwise
-round an epoch up to whole calls. A dataset made from load_mnist's by a
-transformation (`.map`, `.prefetch`, ...) takes that path too, with a
-warning.
-
-Keras and tf.data internals this module relies on (tested in
-tests/test_keras_internals.py, which fails with a message naming the one
-that changed):
-- Keras' `fit` calls `model.train_function(iterator)` once per call into
-  TensorFlow and takes the metrics it returns as the logs; replacing it for
-  the length of a `fit` runs our own calls instead of Keras' loop;
-- Keras' epoch loop makes `steps_per_epoch / steps_per_execution` such calls,
-  here over a stand-in dataset whose elements nothing reads;
-- setting `model.train_function = None` makes `fit` build it anew, reading
-  `model.steps_per_execution`;
-- `tf.data.Dataset._inputs()` lists the datasets a dataset was made from.
+Any other data, a plain `tf.data.Dataset` included, goes through Keras' own
+`tf.data` path, with `steps_per_execution` lowered for the call where Keras
+would otherwise round an epoch up to whole calls.
 """
 
 import math
-import warnings
 import weakref
 
 import keras
 import tensorflow as tf
 
-from keras_vae.stream import derived_from_stream, stream_of
-
-# Each model's InGraphFit, and its XLA loop, kept while the model lives (not
-# Keras attributes: Keras would track them).
-_RUNNERS = weakref.WeakKeyDictionary()
-_XLA_LOOPS = weakref.WeakKeyDictionary()
+from keras_vae import _compat
+from keras_vae.data.batches import MnistBatches, as_dataset
 
 
-def fit(model, keras_fit, x, y=None, steps_per_epoch=None, **kwargs):
-    """`model.fit` through `keras_fit` (Keras' own): in-graph on a stream from
-    `load_mnist`, else through `tf.data` with exactly the steps asked."""
-    stream = in_graph_stream(model, x, y, steps_per_epoch)
-    if stream is None:
-        return _fit_exact_steps(model, keras_fit, x, y, steps_per_epoch, **kwargs)
-    runner = _RUNNERS.get(model)
-    if runner is None or runner.stream is not stream or runner.fast != model.fast:
-        runner = _RUNNERS[model] = InGraphFit(model, stream, model.fast)
-    return runner.fit(keras_fit, steps_per_epoch, **kwargs)
+class Execution:
+    """A compiled VAE's way of running `fit`: its in-graph loop for the
+    batches it last fit on, and in fast mode its XLA-compiled steps.
 
+    Made by `VAE.compile` (`model.execution`). It holds the model weakly:
+    the model holds it.
+    """
 
-def in_graph_stream(model, x, y, steps_per_epoch):
-    """The `BatchStream` `fit` draws from in-graph, or None for Keras' own path."""
-    stream = stream_of(x)
-    if stream is None and derived_from_stream(x):
-        warnings.warn(
-            "fit: this dataset was made from load_mnist's by a transformation "
-            "(.map, .prefetch, ...), so its batches go through tf.data, one "
-            "hand-off per step: slower than drawing them in-graph. Pass "
-            "load_mnist's dataset itself to fit for that.", stacklevel=3)
-    if stream is None or y is not None or not steps_per_epoch or model.run_eagerly:
-        return None
-    default = tf.distribute.get_strategy()  # outside any scope: the default one
-    if tf.distribute.has_strategy() or model.distribute_strategy is not default:
-        # Under a strategy (even of one replica) Keras' loop runs, in the
-        # strategy's scope: replicas each take their rows of the batch from
-        # tf.data. (A model made in a strategy's scope keeps it; fit runs
-        # outside it.)
-        return None
-    return stream
+    def __init__(self, model, fast=False):
+        self._model = weakref.ref(model)
+        self.fast = fast
+        self._runner = None  # the InGraphFit of the batches last fit on
+        self._xla_loop = None
 
+    @property
+    def model(self):
+        return self._model()
 
-def _fit_exact_steps(model, keras_fit, x, y, steps_per_epoch, **kwargs):
-    """Keras' `fit`, with `steps_per_execution` lowered for this call to a
-    divisor of `steps_per_epoch`: Keras rounds an epoch up to whole calls
-    (3 steps asked, 100 run)."""
-    per_call = model.steps_per_execution or 1
-    if not steps_per_epoch or steps_per_epoch % per_call == 0:
-        return keras_fit(x, y, steps_per_epoch=steps_per_epoch, **kwargs)
-    previous = model.train_function
-    model.steps_per_execution = math.gcd(steps_per_epoch, per_call)
-    model.train_function = None  # rebuilt for the new count
-    try:
-        return keras_fit(x, y, steps_per_epoch=steps_per_epoch, **kwargs)
-    finally:
-        model.steps_per_execution, model.train_function = per_call, previous
+    def fit(self, keras_fit, x, y=None, steps_per_epoch=None, **kwargs):
+        """`fit` through `keras_fit` (Keras' own): in-graph on `MnistBatches`
+        with a stream, else through `tf.data` with exactly the steps asked."""
+        stream = self._in_graph_stream(x, y, steps_per_epoch)
+        if stream is None:
+            return _fit_exact_steps(self.model, keras_fit, as_dataset(x), y, steps_per_epoch,
+                                    **kwargs)
+        if self._runner is None or self._runner.stream is not stream:
+            self._runner = InGraphFit(self, stream)
+        return self._runner.fit(keras_fit, steps_per_epoch, **kwargs)
 
+    def _in_graph_stream(self, x, y, steps_per_epoch):
+        """The `BatchStream` to draw from in-graph, or None for Keras' own path."""
+        model = self.model
+        if (not isinstance(x, MnistBatches) or x.stream is None or y is not None
+                or not steps_per_epoch or model.run_eagerly):
+            return None
+        default = tf.distribute.get_strategy()  # outside any scope: the default one
+        if tf.distribute.has_strategy() or model.distribute_strategy is not default:
+            # Under a strategy (even of one replica) Keras' loop runs, in the
+            # strategy's scope: replicas each take their rows of the batch from
+            # tf.data. (A model made in a strategy's scope keeps it; fit runs
+            # outside it.)
+            return None
+        return x.stream
 
-def xla_loop(model):
-    """Fast mode's steps as the model's one XLA-compiled function, `(steps,
-    block, noise)` to the sums of the steps' (loss, recon, kl) and the last
-    loss: one per model, so that each fit, and `warm_up`, share its compile."""
-    loop = _XLA_LOOPS.get(model)
-    if loop is None:
-        model_ref = weakref.ref(model)  # the entry must not keep its model alive
-        loop = _XLA_LOOPS[model] = tf.function(
-            lambda steps, block, noise: _steps_under_xla(model_ref(), steps, block, noise),
-            jit_compile=True, autograph=False)
-    return loop
+    def xla_loop(self):
+        """Fast mode's steps as one XLA-compiled function, `(steps, block,
+        noise)` to the sums of the steps' (loss, recon, kl) and the last loss:
+        one per model, so that each fit, and `warm_up`, share its compile."""
+        if self._xla_loop is None:
+            model_ref = self._model  # the function must not keep its model alive
+            self._xla_loop = tf.function(
+                lambda steps, block, noise: _steps_under_xla(model_ref(), steps, block, noise),
+                jit_compile=True, autograph=False)
+        return self._xla_loop
+
+    def warm_up(self, batch_size):
+        """Compiles fast mode's XLA loop for batches of `batch_size`; see `warm_up`."""
+        if not self.fast:
+            raise ValueError("warm_up compiles fast mode's loop, which this model does not "
+                             "run: compile it with model.compile(fast=True) first.")
+        model = self.model
+        model.optimizer.build(model.trainable_variables)
+        size = int(model.steps_per_execution)
+        self.xla_loop()(tf.constant(0), tf.zeros((size, batch_size, model.x_dim)),
+                        tf.zeros((size, batch_size, model.z_dim)))
 
 
 def warm_up(model, batch_size):
@@ -118,13 +104,22 @@ def warm_up(model, batch_size):
     `fit` finds it compiled, unless its epochs are shorter than
     `model.steps_per_execution` batches (it compiles that shape then).
     """
-    if not getattr(model, "fast", False):
+    execution = getattr(model, "execution", None)
+    if execution is None:
         raise ValueError("warm_up compiles fast mode's loop, which this model does not "
                          "run: compile it with model.compile(fast=True) first.")
-    model.optimizer.build(model.trainable_variables)
-    size = int(model.steps_per_execution)
-    xla_loop(model)(tf.constant(0), tf.zeros((size, batch_size, model.x_dim)),
-                    tf.zeros((size, batch_size, model.z_dim)))
+    execution.warm_up(batch_size)
+
+
+def _fit_exact_steps(model, keras_fit, x, y, steps_per_epoch, **kwargs):
+    """Keras' `fit`, with `steps_per_execution` lowered for this call to a
+    divisor of `steps_per_epoch`: Keras rounds an epoch up to whole calls
+    (3 steps asked, 100 run)."""
+    per_call = model.steps_per_execution or 1
+    if not steps_per_epoch or steps_per_epoch % per_call == 0:
+        return keras_fit(x, y, steps_per_epoch=steps_per_epoch, **kwargs)
+    with _compat.steps_per_execution_set(model, math.gcd(steps_per_epoch, per_call)):
+        return keras_fit(x, y, steps_per_epoch=steps_per_epoch, **kwargs)
 
 
 def _steps_under_xla(model, steps, block, noise):
@@ -158,11 +153,8 @@ def call_sizes(start, steps, max_steps, boundaries):
 class InGraphFit:
     """Runs `fit`'s epochs as calls of an in-graph loop of steps over `stream`."""
 
-    def __init__(self, model, stream, fast=False):
-        # The model weakly: _RUNNERS keeps this runner while the model lives,
-        # and the runner must not keep the model alive.
-        self._model = weakref.ref(model)
-        self.stream, self.fast = stream, fast
+    def __init__(self, execution, stream):
+        self.execution, self.stream = execution, stream
         # No AutoGraph: the loop's control flow is explicit (tf.while_loop,
         # tf.cond), and converting the step's Python, Keras' optimizer
         # included, took most of the first call's time.
@@ -172,7 +164,7 @@ class InGraphFit:
 
     @property
     def model(self):
-        return self._model()
+        return self.execution.model
 
     def _call(self, steps):
         """One call into TensorFlow: `steps` training steps; returns the metrics."""
@@ -196,11 +188,11 @@ class InGraphFit:
     def _fast_call(self, steps, block_size):
         """Fast mode: the steps compiled by XLA, their batches and noise drawn
         outside it (Keras' seeded noise drawn inside XLA ran slowly). Three
-        calls into TensorFlow: the XLA loop's is the model's own (`xla_loop`),
-        which `warm_up` may have compiled already."""
+        calls into TensorFlow: the XLA loop's is the model's own
+        (`Execution.xla_loop`), which `warm_up` may have compiled already."""
         steps = tf.constant(steps)
         block, noise = self._draw(steps, tf.constant(block_size))
-        sums, last_loss = xla_loop(self.model)(steps, block, noise)
+        sums, last_loss = self.execution.xla_loop()(steps, block, noise)
         return self._record(steps, sums, last_loss)
 
     def _draw_block(self, steps, block_size):
@@ -217,8 +209,9 @@ class InGraphFit:
         model = self.model
         for tracker, total in zip(
                 (model.loss_tracker, model.recon_loss_tracker, model.kl_loss_tracker), sums):
-            tracker.total.assign_add(total)
-            tracker.count.assign_add(tf.cast(steps, tracker.count.dtype))
+            tracker_total, tracker_count = _compat.mean_state(tracker)
+            tracker_total.assign_add(total)
+            tracker_count.assign_add(tf.cast(steps, tracker_count.dtype))
         model.step_loss_tracker.update_state(last_loss)
         return model.get_metrics_result()
 
@@ -249,21 +242,18 @@ class InGraphFit:
                 done["epoch"], done["call"] = done["epoch"] + 1, 0
             if steps == 0:  # an epoch of fewer calls than the longest
                 return model.get_metrics_result()
-            if self.fast:
+            if self.execution.fast:
                 return self._fast_call(steps, block_size)
             return self._run_call(tf.constant(steps))
 
         model.optimizer.build(model.trainable_variables)
         self.stream.start()
-        previous, model.train_function = model.train_function, train_function
-        try:
+        with _compat.train_function_replaced(model, train_function):
             return keras_fit(
                 _stand_in_dataset(), steps_per_epoch=calls * per_call, epochs=epochs,
                 initial_epoch=initial_epoch, callbacks=[*callbacks, progress], verbose=0,
                 **{**kwargs, "shuffle": False},
             )
-        finally:
-            model.train_function = previous
 
 
 def _stand_in_dataset():

@@ -9,9 +9,11 @@ within a few steps. This optimizer runs the very kernel TF1 ran.
 import keras
 import tensorflow as tf
 
+from keras_vae import _compat
+
 
 @keras.saving.register_keras_serializable(package="keras_vae")
-class TF1Adam(keras.optimizers.Optimizer):
+class TF1Adam(_compat.ApplyGradientsHook, keras.optimizers.Optimizer):
     """Adam exactly as `tf.compat.v1.train.AdamOptimizer` computes it.
 
     Each step calls TensorFlow's fused `ResourceApplyAdam` kernel (the one
@@ -70,7 +72,7 @@ class TF1Adam(keras.optimizers.Optimizer):
 
     def update_step(self, gradient, variable, learning_rate):
         """Runs TF1's fused Adam kernel on one variable."""
-        index = self._get_variable_index(variable)
+        index = _compat.variable_index(self, variable)
         scalars = self._scalars or self._adam_scalars(learning_rate, variable.dtype)
         tf.raw_ops.ResourceApplyAdam(
             var=_handle(variable),
@@ -94,21 +96,19 @@ class TF1Adam(keras.optimizers.Optimizer):
 
     _scalars = None
 
-    def _backend_apply_gradients(self, grads, trainable_variables):
-        # The scalars are read once for all ten variables (fewer small ops
-        # per step), except under a distribution strategy, whose updates run
-        # per device.
+    def before_apply(self, trainable_variables):
+        """Reads the kernel's scalars once for all ten variables (fewer small ops
+        per step), except under a distribution strategy, whose updates run per
+        device."""
         if not tf.distribute.has_strategy() and not self.gradient_accumulation_steps:
             dtypes = {v.dtype for v in trainable_variables}
             if len(dtypes) == 1:
-                self._scalars = self._adam_scalars(self._get_current_learning_rate(),
+                self._scalars = self._adam_scalars(_compat.current_learning_rate(self),
                                                    dtypes.pop())
-        try:
-            super()._backend_apply_gradients(grads, trainable_variables)
-        finally:
-            self._scalars = None
-        # After all variables are updated, advance the powers as TF1's
-        # `_finish` does.
+
+    def after_apply(self):
+        """After all variables are updated, advances the powers as TF1's `_finish` did."""
+        self._scalars = None
         self._beta_1_power.assign(self._beta_1_power * self.beta_1)
         self._beta_2_power.assign(self._beta_2_power * self.beta_2)
 

@@ -176,7 +176,7 @@ def compare_train_run(data_dir, steps=500, seed=0, sample_every=150, checkpoint_
     """Runs `keras-vae train`'s own training beside the original TF1 graph and
     compares them after every call into TensorFlow.
 
-    The port trains as `keras_vae.training.train` does (default dimensions,
+    The port trains as `keras_vae.training.run.train` does (default dimensions,
     batches drawn in-graph from `load_mnist`'s stream, 100 steps per call,
     cut by the sample grids and checkpoints, written to a temporary
     directory), with the noise its sampler draws. The TF1 graph starts from
@@ -195,21 +195,23 @@ def compare_train_run(data_dir, steps=500, seed=0, sample_every=150, checkpoint_
     Returns:
         A `ParityReport`.
     """
-    from keras_vae.data import load_mnist
-    from keras_vae.training import RunConfig, train
+    from keras_vae.data.batches import load_mnist
+    from keras_vae.data.sources import default_split
+    from keras_vae.training.config import RunConfig
+    from keras_vae.training.run import train
 
     record = _Record()
     with tempfile.TemporaryDirectory(prefix="keras-vae-parity-") as work, \
             contextlib.redirect_stdout(io.StringIO()):  # the run's Iter:/Loss: lines
         outcome = train(
-            steps, out=os.path.join(work, "out"), data_dir=data_dir, seed=seed,
+            iters=steps, out=os.path.join(work, "out"), data_dir=data_dir, seed=seed,
             sample_every=sample_every, checkpoint_dir=os.path.join(work, "checkpoints"),
             checkpoint_every=checkpoint_every, verbose=0, callbacks=[record],
         )
     if outcome.status != "completed":
         raise RuntimeError(f"The port's training did not complete: {outcome.status}")
-    config = RunConfig(seed)
-    batches = load_mnist(config.split, config.batch_size, data_dir, seed=seed)
+    config = RunConfig(seed=seed).fresh()  # the run's defaults
+    batches = load_mnist(default_split(config.dataset), config.batch_size, data_dir, seed=seed)
     images = np.stack([x.numpy() for x in batches.take(steps)])
     sampler = keras.random.SeedGenerator()
     sampler.state.assign(record.sampler_state)

@@ -46,19 +46,12 @@ def replica_share(x):
     return ReplicaShare(offset, size, tf.reduce_sum(sizes), replicas)
 
 
-def logs_for_keras(logs):
-    """`logs` as Keras 3.15's `fit` and `evaluate` can reduce them across workers.
-
-    Under `MultiWorkerMirroredStrategy` Keras reduces each log with
-    `strategy.reduce("MEAN", value, axis=0)`, which fails on the scalars a
-    step returns ("Invalid reduction dimension 0 for input with 0
-    dimensions"; keras-team/keras#20585). Given shape `(1,)`, each reduces
-    to the mean over the replicas, a scalar again. One device and
-    `MirroredStrategy` reduce otherwise, and get the scalars unchanged.
-    `tests/test_distribute.py` says when a Keras release no longer needs this.
-    """
-    strategy = tf.distribute.get_strategy()
-    if not (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-            and strategy.extended._in_multi_worker_mode()):
-        return logs
-    return {name: tf.reshape(value, [1]) for name, value in logs.items()}
+def share_and_noise(x, noise, draw_normal, z_dim):
+    """Under a strategy of several replicas: this replica's share of the batch
+    `x`, and its rows of the noise one device would draw for the whole batch
+    (`draw_normal(shape)`) unless `noise` is given. On one device: `(None, noise)`."""
+    share = replica_share(x)
+    if share is not None and noise is None:
+        eps = draw_normal(tf.stack([share.total, z_dim]))  # (global batch, z_dim)
+        noise = eps[share.offset:share.offset + share.size]
+    return share, noise

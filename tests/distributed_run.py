@@ -1,6 +1,6 @@
 """100 training steps on load_mnist's batches, on one device or as one worker of
 a MultiWorkerMirroredStrategy cluster, recording each step's loss, for
-tests/test_distribute.py to compare.
+tests/distribute/test_distribute.py to compare.
 
     python tests/distributed_run.py DATA_DIR OUT.npy one|worker [INDEX PORTS]
 """

@@ -1,5 +1,5 @@
 """One training step of the VAE on 64 fixed examples, on one device or under a
-strategy, saved for tests/test_distribute.py to compare: the loss `fit`
+strategy, saved for tests/distribute/test_distribute.py to compare: the loss `fit`
 reports, the gradient summed over replicas, and the updated weights.
 
     python tests/distributed_step.py OUT_DIR one|mirrored|worker [INDEX PORTS]

@@ -11,12 +11,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_vae.callbacks import Checkpointer, SampleGrid
-from keras_vae.data import load_mnist
+from keras_vae.training.callbacks import Checkpointer, SampleGrid
+from keras_vae.data.batches import load_mnist
 from keras_vae import execution
 from keras_vae.execution import call_sizes
 from keras_vae.model import VAE
-from keras_vae.stream import stream_of
 from tests.conftest import REPO, checkout_env, run_keras_vae
 from tests.mnist_files import FILES, idx_bytes, write_gz
 
@@ -35,7 +34,7 @@ def test_stream_blocks_are_the_datasets_batches(tmp_path, initial_step):
     # 300 images in batches of 16: an epoch every 18.75 batches, so blocks
     # and batches run across epoch ends.
     ds = load_mnist("train", 16, _mnist(tmp_path, n=300), seed=4, initial_step=initial_step)
-    stream = stream_of(ds)
+    stream = ds.stream
     stream.start()
     next_block = tf.function(stream.next_block)
     sizes = [1, 18, 5, 18, 18, 7, 18, 18, 2]  # 105 batches: over 5 epochs
@@ -66,11 +65,10 @@ def _train(data, steps_per_execution, steps=40, every=6, out=None, epochs=1):
 
 def test_in_graph_fit_has_the_bits_of_one_step_per_call(tmp_path):
     ds = load_mnist("train", 16, _mnist(tmp_path / "data"), seed=4)
-    through_tf_data = ds.map(lambda x: x)  # a plain dataset: no stream
-    assert stream_of(through_tf_data) is None
-    with pytest.warns(UserWarning, match="made from load_mnist's by a transformation"):
-        reference, ref_history = _train(through_tf_data, 1, out=tmp_path / "a")
-    assert reference not in execution._RUNNERS  # it took Keras' own path
+    through_tf_data = ds.map(lambda x: x)  # a plain tf.data.Dataset: Keras' own path
+    assert isinstance(through_tf_data, tf.data.Dataset)
+    reference, ref_history = _train(through_tf_data, 1, out=tmp_path / "a")
+    assert reference.execution._runner is None  # it took Keras' own path
     for k, out in ((7, "b"), (100, "c")):
         model, history = _train(ds, k, out=tmp_path / out)
         assert int(model.optimizer.iterations.numpy()) == 40
@@ -148,8 +146,8 @@ def test_fast_mode_trains_from_one_xla_compilation(tmp_path):
     assert np.isfinite(losses).all() and losses[1] < losses[0]
     assert history.history["step_loss"][-1] > 0
     # Executions of 1, 6 and 7 steps, all padded to one shape: one trace.
-    assert execution._RUNNERS[model].fast
-    assert execution.xla_loop(model).experimental_get_tracing_count() == 1
+    assert model.execution.fast and model.execution._runner is not None
+    assert model.execution.xla_loop().experimental_get_tracing_count() == 1
     # The same seed, the same run.
     again, _ = _train_fast(load_mnist("train", 16, data, seed=4), 3, tmp_path / "b")
     for a, b in zip(model.weights, again.weights):
@@ -171,7 +169,7 @@ def test_warm_up_compiles_fast_mode_ahead_of_fit_and_runs_no_step(tmp_path):
     model.fit(ds, steps_per_epoch=30, verbose=0)
     assert int(model.optimizer.iterations.numpy()) == 30
     # fit ran the loop warm_up traced (and XLA compiled), not one of its own.
-    assert execution.xla_loop(model).experimental_get_tracing_count() == 1
+    assert model.execution.xla_loop().experimental_get_tracing_count() == 1
     faithful = VAE(h_dim=32, z_dim=8)
     faithful.compile()
     with pytest.raises(ValueError, match=r"compile\(fast=True\)"):
@@ -184,7 +182,7 @@ def test_a_model_fit_on_load_mnist_is_freed_once_dropped(tmp_path, fast):
     model = VAE(h_dim=8, z_dim=2)
     model.compile(fast=fast)
     model.fit(ds, steps_per_epoch=3, verbose=0)
-    assert model in execution._RUNNERS
+    assert model.execution._runner is not None  # it ran in-graph
     dropped = weakref.ref(model)
     del model
     gc.collect()
@@ -197,21 +195,22 @@ def test_train_reads_the_data_while_it_builds_the_model_and_the_grid(tmp_path,
     # train() turns on op determinism for its whole process: a process of its own.
     script = f"""
 import json, threading
-from keras_vae import data, execution, grid
-from keras_vae.training import train
+from keras_vae.data import batches
+from keras_vae.evaluation import grid
+from keras_vae.training.run import train
 
 readers, figures = [], []
-read, plot = data.load_mnist, grid.plot
+read, plot = batches.load_mnist, grid.plot
 def load_mnist(*args, **kwargs):
     readers.append(threading.current_thread() is threading.main_thread())
     return read(*args, **kwargs)
 def drawn(samples):
     figures.append(threading.current_thread() is threading.main_thread())
     return plot(samples)
-data.load_mnist, grid.plot = load_mnist, drawn
-outcome = train(3, out={str(tmp_path / "out")!r}, data_dir={str(synthetic_mnist_dir)!r},
+batches.load_mnist, grid.plot = load_mnist, drawn
+outcome = train(iters=3, out={str(tmp_path / "out")!r}, data_dir={str(synthetic_mnist_dir)!r},
                 seed=1, fast={fast}, verbose=0)
-traces = execution.xla_loop(outcome.model).experimental_get_tracing_count() if {fast} else 1
+traces = outcome.model.execution.xla_loop().experimental_get_tracing_count() if {fast} else 1
 print(json.dumps({{"main_thread_read": readers, "main_thread_figures": figures,
                   "step": outcome.step, "traces": traces}}))
 """
@@ -282,6 +281,6 @@ def test_cli_batch_larger_than_the_split_trains_exactly_the_steps_asked(tmp_path
                         "--iters", 3, "--out", tmp_path / "out", "--save", tmp_path / "v.keras",
                         "--verbose", 0)
     assert run.returncode == 0, run.stderr[-2000:]
-    from keras_vae.saving import load_model
+    from keras_vae.saving.keras_file import load_model
 
     assert int(load_model(tmp_path / "v.keras").optimizer.iterations.numpy()) == 3

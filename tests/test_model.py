@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from keras_vae import parity
 from keras_vae.model import VAE
-from keras_vae.saving import load_model, save_model
+from keras_vae.saving.keras_file import load_model, save_model
 from tests.conftest import make_batch
 
 BATCH = 64

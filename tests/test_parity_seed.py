@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_vae import parity
-from keras_vae.data import read_mnist, scale_pixels
+from keras_vae.data.idx import read_mnist, scale_pixels
 from keras_vae.model import VAE
 
 STEPS = 500

@@ -19,7 +19,7 @@ RUN_EVERYWHERE = (
     "test_reliability.py::test_a_signal_checkpoints_and_the_same_command_resumes",
     "test_reliability.py::test_divergence_stops_and_keeps_the_last_good_checkpoint",
     "test_cli.py::test_train_then_sample",
-    "test_export.py::test_cli_export_and_train_export",
+    "test_saved_model.py::test_cli_export_and_train_export",
 )
 
 
@@ -41,7 +41,7 @@ def test_only_a_few_tests_need_the_real_mnist(request):
 # asserted between them, and bits only between graphs.
 KERNEL_SENSITIVE = (
     "tests/test_model.py::test_methods_shapes_and_determinism",
-    "tests/test_export.py::test_keras_file_and_saved_model_decode_alike",
+    "tests/saving/test_saved_model.py::test_keras_file_and_saved_model_decode_alike",
     "tests/test_parity.py::test_decoder_is_bit_identical",
     "tests/test_parity.py::test_one_step_losses_and_gradients_are_bit_identical",
 )

@@ -159,7 +159,7 @@ def compare_models(path_a, path_b):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import numpy as np
 
-    from keras_vae.saving import load_model
+    from keras_vae.saving.keras_file import load_model
 
     a, b = load_model(path_a), load_model(path_b)
     pairs = [*zip(a.weights, b.weights), *zip(a.optimizer.variables, b.optimizer.variables),

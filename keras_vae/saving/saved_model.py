@@ -1,0 +1,134 @@
+"""SavedModel export: signatures another program can call without keras_vae.
+
+The directory is written under a temporary name beside the target and
+renamed into place when complete, so the target is either absent or whole.
+"""
+
+import json
+import os
+
+import keras
+import tensorflow as tf
+
+from keras_vae.saving.atomic import atomic_path
+from keras_vae.saving import formats
+from keras_vae.version import __version__
+
+METADATA = os.path.join("assets.extra", "keras_vae.json")
+
+
+def export_saved_model(model, path, overwrite=False, verbose=False):
+    """Writes `model` as a SavedModel with the signatures `encode`, `decode`,
+    `reconstruct`, `sample` and `serving_default`.
+
+    | signature | inputs | outputs |
+    | --- | --- | --- |
+    | `encode` | `x` float32 `(None, x_dim)` | `z_mu`, `z_logvar` |
+    | `decode` | `z` float32 `(None, z_dim)` | `prob`, `logits` |
+    | `reconstruct` | `x` | `prob`, `logits` of the decoded `z_mu` |
+    | `sample` | `n` int32 scalar, `seed` int64 scalar | `prob` `(n, x_dim)` |
+    | `serving_default` | as `reconstruct` | as `reconstruct` |
+
+    `sample` uses stateless random ops: the same seed gives the same images.
+    `assets.extra/keras_vae.json` records the format version, x_dim, h_dim,
+    z_dim, the package version and the training steps, readable without
+    TensorFlow.
+
+    Args:
+        model: a `keras_vae.VAE`.
+        path: str or `os.PathLike`, the directory to create.
+        overwrite: bool, replace an existing `path`. Defaults to `False`:
+            an existing `path` is an error and is left untouched.
+        verbose: bool, print Keras' list of endpoints. Defaults to `False`.
+
+    Raises:
+        FileExistsError: `path` exists and `overwrite` is `False`.
+    """
+    path = os.path.abspath(os.fspath(path))
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(
+            f"{path} already exists. Choose another directory, or pass "
+            "overwrite=True (--overwrite) to replace it."
+        )
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with atomic_path(path) as tmp:
+        _archive(model).write_out(tmp, verbose=verbose)
+        _write_metadata(model, os.path.join(tmp, METADATA))
+    return path
+
+
+def _archive(model):
+    """The five endpoints, with named inputs and named outputs."""
+    x_spec = tf.TensorSpec([None, model.x_dim], tf.float32, name="x")
+    z_spec = tf.TensorSpec([None, model.z_dim], tf.float32, name="z")
+
+    def encode(x):
+        z_mu, z_logvar = model.encode(_checked(x, "x", model.x_dim))
+        return {"z_mu": z_mu, "z_logvar": z_logvar}
+
+    def decode(z):
+        prob, logits = model.decode(_checked(z, "z", model.z_dim))
+        return {"prob": prob, "logits": logits}
+
+    def reconstruct(x):
+        z_mu, _ = model.encode(_checked(x, "x", model.x_dim))
+        prob, logits = model.decode(z_mu)
+        return {"prob": prob, "logits": logits}
+
+    def sample(n, seed):
+        tf.debugging.assert_non_negative(n, message="`n` must be >= 0")
+        shape = tf.stack([n, model.z_dim])
+        z = tf.random.stateless_normal(shape, seed=tf.stack([seed, tf.zeros_like(seed)]))
+        return {"prob": model.decode(z)[0]}
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serving_default", reconstruct, input_signature=[x_spec])
+    archive.add_endpoint("encode", encode, input_signature=[x_spec])
+    archive.add_endpoint("decode", decode, input_signature=[z_spec])
+    archive.add_endpoint("reconstruct", reconstruct, input_signature=[x_spec])
+    archive.add_endpoint(
+        "sample",
+        sample,
+        input_signature=[
+            tf.TensorSpec([], tf.int32, name="n"),
+            tf.TensorSpec([], tf.int64, name="seed"),
+        ],
+    )
+    return archive
+
+
+def _checked(tensor, name, size):
+    """`tensor`, once it is known at run time to be `(batch, size)`.
+
+    A signature call does not check the shape it is fed; without this, a
+    wrong one fails deep inside a MatMul without naming the expected shape.
+    The check is dynamic, since the traced shape is the signature's.
+    """
+    shape = tf.shape(tensor)
+    fits = tf.logical_and(
+        tf.equal(tf.size(shape), 2), tf.reduce_all(tf.equal(shape[1:], size))
+    )
+    check = tf.debugging.Assert(
+        fits, [f"`{name}` must be float32 of shape (None, {size}). Received shape:", shape]
+    )
+    with tf.control_dependencies([check]):
+        return tf.identity(tensor)
+
+
+def _write_metadata(model, path):
+    optimizer = getattr(model, "optimizer", None)
+    metadata = {
+        "format_version": formats.FORMAT_VERSION,
+        "x_dim": model.x_dim,
+        "h_dim": model.h_dim,
+        "z_dim": model.z_dim,
+        "beta": model.beta,
+        "trained_with": dict(model.trained_with),
+        "keras_vae_version": __version__,
+        "training_steps": int(optimizer.iterations.numpy()) if optimizer else 0,
+    }
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(metadata, f, indent=2)
+        f.write("\n")

@@ -1,0 +1,124 @@
+"""keras_vae.evaluation: the negative ELBO and importance-weighted -log p(x)."""
+
+import json
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_vae import parity
+
+from keras_vae.evaluation import estimates as evaluation
+from keras_vae.data.batches import load_mnist
+from keras_vae.model import VAE
+from legacy_tf1.vae_tf1 import build_graph
+from tests.conftest import make_batch, run_keras_vae
+
+
+def _trained(data_dir, z_dim, steps=300, seed=3):
+    keras.utils.set_random_seed(seed)
+    model = VAE(h_dim=32, z_dim=z_dim, seed=seed)
+    model.compile(steps_per_execution=100)
+    model.fit(load_mnist(data_dir=data_dir, seed=seed), steps_per_epoch=steps, verbose=0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def trained(synthetic_mnist_dir):
+    return _trained(synthetic_mnist_dir, z_dim=8)
+
+
+def _paired_se(a, b):
+    return evaluation.standard_error(np.asarray(a) - np.asarray(b))
+
+
+def test_the_estimates_tighten_with_k_and_k1_is_the_elbo(trained, synthetic_mnist_dir):
+    test = load_mnist("test[:1000]", 100, synthetic_mnist_dir, shuffle=False)
+    values = evaluation.per_image(trained, test, [1, 100, 1000], seed=1)
+    assert len(values["neg_elbo"]) == 1000
+    elbo = values["neg_elbo"]
+    for k in (1, 100, 1000):
+        assert values[k].mean() <= elbo.mean() + 3 * _paired_se(values[k], elbo), k
+    for fewer, more in ((1, 100), (100, 1000)):
+        drop = values[fewer].mean() - values[more].mean()
+        assert drop > 3 * _paired_se(values[fewer], values[more]), (fewer, more)
+    # k = 1 estimates the same expectation as the ELBO, over 1,000 draws.
+    assert abs(values[1].mean() - elbo.mean()) < 3 * _paired_se(values[1], elbo)
+    assert np.isfinite([values[k] for k in (1, 100, 1000)]).all()
+
+
+def test_k_5000_matches_numerical_integration_for_a_1d_latent(synthetic_mnist_dir):
+    # Trained far enough that q(z|x) is close to the posterior: the bound is then tight.
+    model = _trained(synthetic_mnist_dir, z_dim=1, steps=3000)
+    x = next(iter(load_mnist("test[:20]", 20, synthetic_mnist_dir, shuffle=False)))
+    estimate = evaluation.per_image(model, [x], [5000], seed=2)[5000]
+    # -log p(x) = -log of the integral of p(x|z) N(z; 0, 1) over z, on a fine grid.
+    z = np.linspace(-8, 8, 32001, dtype=np.float32)
+    _, logits = model.decode(z[:, None])  # (grid, 784)
+    log_px_z = np.stack([  # (images, grid)
+        -tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(
+            labels=tf.broadcast_to(image, logits.shape), logits=logits), axis=1).numpy()
+        for image in x])
+    log_pz = -0.5 * z.astype(np.float64) ** 2 - 0.5 * math.log(2 * math.pi)
+    step = float(z[1] - z[0])
+    exact = -(tf.reduce_logsumexp(log_px_z + log_pz, axis=1).numpy() + math.log(step))
+    np.testing.assert_allclose(estimate, exact, rtol=0, atol=0.05)
+
+
+def test_neg_elbo_is_the_tf1_graphs_on_the_same_weights_and_noise(trained):
+    x, _ = make_batch(3)
+    eps = np.random.default_rng(4).standard_normal((64, trained.z_dim)).astype(np.float32)
+    recon, kl = evaluation._elbo_terms(trained, tf.constant(x), tf.constant(eps))
+    vae = build_graph(initial_values=parity.get_tf1_weights(trained), feed_eps=True,
+                      h_dim=32, z_dim=trained.z_dim, seed=0)
+    with tf.compat.v1.Session(graph=vae.graph) as sess:
+        sess.run(vae.init)
+        tf1_loss = sess.run(vae.vae_loss, {vae.X: x, vae.eps: eps})
+    np.testing.assert_allclose(float(tf.reduce_mean(recon + kl)), tf1_loss, rtol=1e-4)
+
+
+def test_evaluating_leaves_the_training_noise_alone(trained, synthetic_mnist_dir):
+    before = trained.seed_generator.state.numpy().copy()
+    test = load_mnist("test[:200]", 100, synthetic_mnist_dir, shuffle=False)
+    first = evaluation.evaluate(trained, test, k=(1, 10), seed=5)
+    np.testing.assert_array_equal(trained.seed_generator.state.numpy(), before)
+    assert evaluation.evaluate(trained, test, k=(1, 10), seed=5) == first  # seeded
+    assert evaluation.evaluate(trained, test, k=(1, 10), seed=6) != first
+
+
+def test_binarized_pixels_are_bernoulli_draws_of_the_intensities():
+    x = tf.fill([200, 784], 0.3)
+    a, b = evaluation.binarized(x, (1, 0)), evaluation.binarized(x, (1, 0))
+    assert set(np.unique(a.numpy())) == {0.0, 1.0}
+    assert abs(float(tf.reduce_mean(a)) - 0.3) < 0.01
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, evaluation.binarized(x, (1, 1)))
+
+
+def test_cli_evaluate_prints_one_json_object(trained, synthetic_mnist_dir, tmp_path):
+    trained.save(tmp_path / "m.keras")
+    run = run_keras_vae("evaluate", "--model", tmp_path / "m.keras", "--data-dir",
+                        synthetic_mnist_dir, "--split", "test[:300]", "--k", "1,10",
+                        "--binarize", "--json")
+    assert run.returncode == 0, run.stderr[-2000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert set(result) == {"split", "images", "neg_elbo", "recon_loss", "kl_loss", "nll",
+                           "nll_se", "bits_per_dim", "binarized"}
+    assert result["split"] == "test[:300]" and result["images"] == 300 and result["binarized"]
+    assert set(result["nll"]) == set(result["nll_se"]) == {"1", "10"}
+    assert result["nll"]["10"] < result["nll"]["1"]
+    assert result["bits_per_dim"] == pytest.approx(result["nll"]["10"] / (784 * math.log(2)))
+
+
+def test_cli_refuses_bad_sample_counts():
+    run = run_keras_vae("evaluate", "--model", "m.keras", "--k", "1,0")
+    assert run.returncode == 2 and "--k: expected positive integers" in run.stderr
+
+
+def test_images_of_another_size_are_refused_by_name(synthetic_mnist_dir):
+    model = VAE(x_dim=144, h_dim=8, z_dim=2)
+    data = load_mnist("test[:10]", 10, synthetic_mnist_dir, shuffle=False)
+    with pytest.raises(ValueError, match="takes images of 144 pixels; these have 784"):
+        evaluation.evaluate(model, data, k=(1,))

@@ -1,0 +1,264 @@
+"""SavedModel export, checked by real consumers: a process without keras_vae,
+and saved_model_cli."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_vae import __version__
+from keras_vae.model import VAE
+from keras_vae.saving.keras_file import load_model, save_model
+from tests.conftest import REPO, run_keras_vae as keras_vae
+
+SIGNATURES = ("serving_default", "encode", "decode", "reconstruct", "sample")
+
+# Runs in `python -I` from an empty directory, with keras_vae made unimportable:
+# what a serving process sees.
+CONSUMER = """
+import sys
+sys.modules["keras_vae"] = None  # any import of keras_vae now fails
+import numpy as np
+import tensorflow as tf
+
+export_dir, inputs_path, outputs_path = sys.argv[1:]
+inputs = np.load(inputs_path)
+loaded = tf.saved_model.load(export_dir)
+sig = loaded.signatures
+out = {}
+for name, arg in (("encode", "x"), ("reconstruct", "x"), ("serving_default", "x")):
+    for key, value in sig[name](**{arg: tf.constant(inputs["x"])}).items():
+        out[f"{name}/{key}"] = value.numpy()
+for key, value in sig["decode"](z=tf.constant(inputs["z"])).items():
+    out[f"decode/{key}"] = value.numpy()
+for i in range(2):
+    out[f"sample{i}"] = sig["sample"](n=tf.constant(5), seed=tf.constant(11, tf.int64))["prob"].numpy()
+out["sample_other_seed"] = sig["sample"](n=tf.constant(5), seed=tf.constant(12, tf.int64))["prob"].numpy()
+try:
+    import keras_vae  # noqa: F401
+    out["keras_vae_importable"] = np.array(True)
+except ImportError:
+    out["keras_vae_importable"] = np.array(False)
+np.savez(outputs_path, **out)
+"""
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A model trained for a few steps, its .keras file, and its export."""
+    keras.utils.set_random_seed(0)
+    model = VAE()
+    model.compile()
+    x = np.random.default_rng(0).random((5 * 64, 784)).astype(np.float32)
+    model.fit(x, batch_size=64, verbose=0)
+    root = tmp_path_factory.mktemp("export")
+    save_model(model, root / "vae.keras")
+    export_dir = model.export(root / "saved")
+    return model, root, export_dir
+
+
+def test_another_process_without_keras_vae_gets_the_same_outputs(trained, tmp_path):
+    model, _, export_dir = trained
+    rng = np.random.default_rng(1)
+    x = rng.random((7, 784)).astype(np.float32)
+    z = rng.standard_normal((7, 100)).astype(np.float32)
+    np.savez(tmp_path / "inputs.npz", x=x, z=z)
+    workdir = tmp_path / "empty"
+    workdir.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    run = subprocess.run(
+        [sys.executable, "-I", "-c", CONSUMER, export_dir,
+         tmp_path / "inputs.npz", tmp_path / "outputs.npz"],
+        capture_output=True, text=True, cwd=workdir, env=env, timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = np.load(tmp_path / "outputs.npz")
+    assert not out["keras_vae_importable"]
+
+    z_mu, z_logvar = model.encode(x)
+    prob, logits = model.decode(z)
+    rec_prob, rec_logits = model.decode(z_mu)
+    np.testing.assert_allclose(out["encode/z_mu"], z_mu, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(out["encode/z_logvar"], z_logvar, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(out["decode/prob"], prob, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(out["decode/logits"], logits, rtol=0, atol=1e-6)
+    for name in ("reconstruct", "serving_default"):
+        np.testing.assert_allclose(out[f"{name}/prob"], rec_prob, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(out[f"{name}/logits"], rec_logits, rtol=0, atol=1e-6)
+    assert out["sample0"].shape == (5, 784)
+    np.testing.assert_array_equal(out["sample0"], out["sample1"])
+    assert not np.array_equal(out["sample0"], out["sample_other_seed"])
+
+
+def test_metadata_is_readable_without_tensorflow(trained):
+    model, _, export_dir = trained
+    with open(os.path.join(export_dir, "assets.extra", "keras_vae.json")) as f:
+        metadata = json.load(f)
+    assert metadata == {
+        "x_dim": 784, "h_dim": 128, "z_dim": 100, "beta": 1.0, "trained_with": {},
+        "keras_vae_version": __version__, "training_steps": 5, "format_version": 1,
+    }
+
+
+def _saved_model_cli(*args):
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    return subprocess.run(
+        [cli, *map(str, args)], capture_output=True, text=True, timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+
+
+def test_saved_model_cli_lists_and_runs_the_signatures(trained, tmp_path):
+    _, _, export_dir = trained
+    show = _saved_model_cli("show", "--dir", export_dir, "--all")
+    assert show.returncode == 0, show.stderr[-2000:]
+    for name in SIGNATURES:
+        assert f"signature_def['{name}']" in show.stdout
+    for name in ("inputs['x']", "inputs['z']", "inputs['n']", "inputs['seed']",
+                 "outputs['z_mu']", "outputs['z_logvar']", "outputs['prob']",
+                 "outputs['logits']"):
+        assert name in show.stdout
+    # TF 2.21's saved_model_cli evaluates --input_exprs with literal_eval
+    # only, so `np.zeros(...)` is refused there; a literal or a .npy file
+    # carries the same zeros.
+    zeros = np.zeros((2, 100), np.float32)
+    np.save(tmp_path / "zeros.npy", zeros)
+    for inputs in (
+        ["--input_exprs", "z=" + repr(zeros.tolist())],
+        ["--inputs", f"z={tmp_path / 'zeros.npy'}"],
+    ):
+        run = _saved_model_cli(
+            "run", "--dir", export_dir, "--tag_set", "serve", "--signature_def", "decode",
+            *inputs,
+        )
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert len(_rows(run.stdout, "prob")) == 2
+        assert len(_rows(run.stdout, "logits")) == 2
+
+
+def _rows(stdout, key):
+    """The rows of one output that `saved_model_cli run` prints: one `[...]` each."""
+    block = stdout.split(f"Result for output key {key}:")[1].split("Result for")[0]
+    return [line for line in block.splitlines() if line.strip().startswith("[")]
+
+
+@pytest.mark.parametrize(
+    "name, value, expected",
+    [
+        ("decode", tf.zeros((2, 5)), r"\(None, 100\)"),
+        ("decode", tf.zeros((2, 100, 1)), r"\(None, 100\)"),
+        ("encode", tf.zeros((2, 28)), r"\(None, 784\)"),
+        ("decode", tf.zeros((2, 100), tf.float64), "float"),
+    ],
+)
+def test_wrong_input_names_what_is_expected(trained, name, value, expected):
+    _, _, export_dir = trained
+    signature = tf.saved_model.load(export_dir).signatures[name]
+    arg = "z" if name == "decode" else "x"
+    with pytest.raises(Exception, match=expected):
+        signature(**{arg: value})
+
+
+def test_keras_file_and_saved_model_decode_alike(trained):
+    _, root, export_dir = trained
+    z = np.random.default_rng(2).standard_normal((4, 100)).astype(np.float32)
+    from_keras, _ = load_model(root / "vae.keras").decode(z)
+    from_saved = tf.saved_model.load(export_dir).signatures["decode"](z=tf.constant(z))
+    # The signature runs traced, `decode` here eagerly: not always the same kernels.
+    np.testing.assert_allclose(from_saved["prob"].numpy(), from_keras.numpy(), rtol=0, atol=1e-6)
+
+
+def test_existing_target_is_refused_and_left_untouched(trained):
+    model, root, _ = trained
+    target = root / "taken"
+    target.mkdir()
+    (target / "keep.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="overwrite"):
+        model.export(target)
+    assert [p.name for p in target.iterdir()] == ["keep.txt"]
+    model.export(target, overwrite=True)
+    assert (target / "saved_model.pb").is_file() and not (target / "keep.txt").exists()
+    assert sorted(p.name for p in root.iterdir() if p.name.startswith(".")) == []
+
+
+def test_a_failed_export_leaves_nothing(trained, monkeypatch):
+    model, root, _ = trained
+    from keras_vae.saving import saved_model as export
+
+    def fail(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(export, "_write_metadata", fail)
+    with pytest.raises(OSError, match="disk full"):
+        model.export(root / "failed")
+    assert not (root / "failed").exists()
+    assert [p.name for p in root.iterdir() if p.name.startswith(".")] == []
+
+
+def _holds_a_file(directory):
+    """Whether `directory` exists with a file in it (or in a subdirectory)."""
+    return any(files for _, _, files in os.walk(directory))
+
+
+def test_killing_an_export_never_leaves_a_partial_target(trained, tmp_path):
+    _, root, _ = trained
+    target = tmp_path / "saved"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "keras_vae", "export", "--model", root / "vae.keras",
+         "--out", target],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    temporary = tmp_path / f".saved.tmp-{proc.pid}"  # export_saved_model's
+    while proc.poll() is None and not _holds_a_file(temporary):
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the export ended before it was killed"
+    assert _holds_a_file(temporary)  # the kill landed while it was being written
+    assert not target.exists()
+
+    run = keras_vae("export", "--model", root / "vae.keras", "--out", target)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert set(SIGNATURES) <= set(tf.saved_model.load(str(target)).signatures)
+    with open(target / "assets.extra" / "keras_vae.json") as f:
+        assert json.load(f)["training_steps"] == 5
+
+
+def test_train_refuses_an_existing_export_before_training(tmp_path, synthetic_mnist_dir):
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "keep.txt").write_text("mine")
+    run = keras_vae(
+        "train", "--data-dir", synthetic_mnist_dir, "--iters", 20, "--verbose", 0,
+        "--out", tmp_path / "grids", "--checkpoint-dir", tmp_path / "ck", "--export", taken,
+    )
+    assert run.returncode == 2
+    assert f"{taken} already exists" in run.stderr and "--overwrite" in run.stderr
+    assert [p.name for p in taken.iterdir()] == ["keep.txt"]
+    assert (taken / "keep.txt").read_text() == "mine"
+    # Nothing trained: a run of 20 steps would have written 000.png and ckpt-000000020.*.
+    assert list((tmp_path / "grids").glob("*.png")) == []
+    assert list((tmp_path / "ck").glob("ckpt-*")) == []
+
+
+def test_cli_export_and_train_export(trained, tmp_path, synthetic_mnist_dir):
+    _, root, _ = trained
+    run = keras_vae("export", "--model", root / "vae.keras", "--out", tmp_path / "a")
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert (tmp_path / "a" / "saved_model.pb").is_file()
+    again = keras_vae("export", "--model", root / "vae.keras", "--out", tmp_path / "a")
+    assert again.returncode == 2 and "--overwrite" in again.stderr
+    run = keras_vae(
+        "train", "--data-dir", synthetic_mnist_dir, "--iters", 20, "--out", tmp_path / "grids",
+        "--export", tmp_path / "b", "--verbose", 0,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    with open(tmp_path / "b" / "assets.extra" / "keras_vae.json") as f:
+        assert json.load(f)["training_steps"] == 20
