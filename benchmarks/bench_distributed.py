@@ -3,7 +3,7 @@ a step, and what more devices or machines would give.
 
     python benchmarks/bench_distributed.py --data-dir MNIST_data
 
-Each configuration trains with `keras_vae.training.train` (the model made and
+Each configuration trains with `keras_vae.training.run.train` (the model made and
 compiled under the strategy's scope, as `keras-vae train --strategy` does),
 in fresh processes of its own, since a strategy is set once per process:
 - one: one device, the CLI's own path: batches drawn in-graph, 100 steps per

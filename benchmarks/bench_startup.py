@@ -14,7 +14,7 @@ a second from run to run. Beyond = the median of train's minus the median of
 import's (the span of a process that only imports and exits).
 
 Then, once per mode and also cold, the same command in a process that times
-its phases by wrapping the functions `keras_vae.training.train` calls:
+its phases by wrapping the functions `keras_vae.training.run.train` calls:
 importing TensorFlow, then keras_vae, reading the data (`load_mnist`, in a
 thread beside the next three), building the model (`VAE`), `compile`, in
 fast mode `warm_up` (XLA's compile), and `fit` (tracing, faithful mode's
@@ -87,9 +87,8 @@ def phases(data_dir, out, fast):
 
     marks["import tensorflow"] = time.perf_counter() - start
     start = time.perf_counter()
-    import keras_vae.data
-    import keras_vae.execution
-    import keras_vae.model
+    import keras_vae
+    import keras_vae.training.run as run
     from keras_vae.cli import main
 
     marks["import keras_vae"] = time.perf_counter() - start
@@ -104,12 +103,12 @@ def phases(data_dir, out, fast):
                 marks[name] = marks.get(name, 0.0) + spans[-1][1] - begun
         return wrapper
 
-    vae = keras_vae.model.VAE
+    vae = run.VAE
     vae.compile = timing("compile", vae.compile)
     vae.fit = timing("fit", vae.fit)
-    keras_vae.model.VAE = timing("VAE()", vae)
-    keras_vae.data.load_mnist = timing("load_mnist", keras_vae.data.load_mnist)
-    keras_vae.execution.warm_up = timing("warm_up", keras_vae.execution.warm_up)
+    run.VAE = timing("VAE()", vae)  # the names train() calls, where it looks them up
+    run.load_mnist = timing("load_mnist", run.load_mnist)
+    run.warm_up = timing("warm_up", run.warm_up)
     argv = ["train", "--iters", "1", "--seed", "0", "--data-dir", data_dir, "--out", out,
             "--overwrite", "--verbose", "0", *(["--fast"] if fast else [])]
     start = time.perf_counter()

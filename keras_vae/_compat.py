@@ -20,12 +20,6 @@ def variable_index(optimizer, variable):
     return optimizer._get_variable_index(variable)
 
 
-def current_learning_rate(optimizer):
-    """`Optimizer._get_current_learning_rate`: this step's learning rate (a
-    schedule's value at the step), which `TF1Adam` reads once per step."""
-    return optimizer._get_current_learning_rate()
-
-
 class ApplyGradientsHook:
     """Mixin for a `keras.optimizers.Optimizer`: `before_apply(variables)` and
     `after_apply()` run around each step's update of all the variables.
@@ -55,7 +49,10 @@ class StrategyBuildHook:
     reduces a batch across the replicas to build the model on it: that fails
     for `(x, y)` batches under `MultiWorkerMirroredStrategy` and for replicas
     of unequal shares. A model that is built when made and compiles no loss
-    or metric needs nothing of that step but its optimizer built.
+    or metric needs nothing of that step but its optimizer built (a loss or
+    metric compiled under a strategy would be left unbuilt). The strategy
+    the model was made in is Keras' `Model._distribute_strategy`: the public
+    `distribute_strategy` falls back to the current one.
     """
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
@@ -82,8 +79,9 @@ def logs_for_keras(logs):
     to the mean over the replicas, a scalar again. One device and
     `MirroredStrategy` reduce otherwise, and get the scalars unchanged.
     Whether the strategy really spans workers is
-    `MultiWorkerMirroredStrategy.extended._in_multi_worker_mode()`: the same
-    class runs one local worker without a cluster.
+    `MultiWorkerMirroredStrategy.extended._in_multi_worker_mode()`, the test
+    Keras' own trainer makes: the same class runs one local worker without a
+    cluster.
     """
     strategy = tf.distribute.get_strategy()
     if not (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)

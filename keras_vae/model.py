@@ -1,18 +1,13 @@
 """The VAE: the original's Q(z|X), sampler and P(X|z) as a `keras.Model`."""
 
-import json
-
 import keras
 import tensorflow as tf
 
 from keras_vae import _compat, replicas
 from keras_vae.checks import check_beta, check_count, checked_images
-from keras_vae.data.batches import as_dataset
-from keras_vae.execution import Execution
+from keras_vae.keras_model import KerasModel
 from keras_vae.losses import kl_divergence, reconstruction_loss
 from keras_vae.metrics import LastValue
-from keras_vae.optimizers import TF1Adam
-from keras_vae.saving import formats, saved_model
 
 
 def xavier_init(in_dim):
@@ -21,7 +16,7 @@ def xavier_init(in_dim):
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
-class VAE(_compat.StrategyBuildHook, keras.Model):
+class VAE(KerasModel):
     """The original MNIST VAE, trained with `fit` through a custom `train_step`.
 
     The forward pass uses the original's ops (`matmul` then `+`, no fused
@@ -34,7 +29,8 @@ class VAE(_compat.StrategyBuildHook, keras.Model):
     `(x, y)` or `(x, y, sample_weight)` (labels are ignored), or a dict
     `{"image": x, "noise": eps}` whose `eps` (`(batch, z_dim)`) replaces the
     sampler's noise for that step; and `load_mnist`'s `MnistBatches`, which
-    `fit` draws inside its training loop (see `keras_vae.execution`).
+    `fit` draws inside its training loop. `compile`, `fit`, saving and
+    `export` are `keras_vae.keras_model.KerasModel`'s.
 
     Args:
         x_dim: int, pixels per image. Defaults to `784`.
@@ -60,13 +56,12 @@ class VAE(_compat.StrategyBuildHook, keras.Model):
 
     def __init__(self, x_dim=784, h_dim=128, z_dim=100, seed=None, beta=1.0,
                  trained_with=None, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(trained_with=trained_with, **kwargs)
         for arg, value in (("x_dim", x_dim), ("h_dim", h_dim), ("z_dim", z_dim)):
             check_count(arg, value)
         check_beta(beta)
         self.x_dim, self.h_dim, self.z_dim, self.seed = x_dim, h_dim, z_dim, seed
         self.beta = float(beta)
-        self.trained_with = trained_with or {}
 
         # =============================== Q(z|X) ===============================
         self.Q_W1 = self._weight("Q_W1", (x_dim, h_dim))
@@ -87,7 +82,6 @@ class VAE(_compat.StrategyBuildHook, keras.Model):
         self.recon_loss_tracker = keras.metrics.Mean(name="recon_loss")
         self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
         self.step_loss_tracker = LastValue(name="step_loss")
-        self.execution = None  # how fit runs its steps: set by compile
         self.built = True
 
     def _weight(self, name, shape):
@@ -202,8 +196,6 @@ class VAE(_compat.StrategyBuildHook, keras.Model):
         x, _, _ = _unpack(inputs)
         return self.reconstruct(x)
 
-    # Keras' hooks ---------------------------------------------------------------
-
     @property
     def metrics(self):
         # Listed here so that Keras resets them at the start of each epoch.
@@ -217,85 +209,6 @@ class VAE(_compat.StrategyBuildHook, keras.Model):
         self.kl_loss_tracker.update_state(kl_loss)
         self.step_loss_tracker.update_state(loss)
         return _compat.logs_for_keras(self.get_metrics_result())
-
-    def compile(self, optimizer=None, fast=False, **kwargs):
-        """Configures training; with no optimizer, the faithful `TF1Adam()`.
-
-        Args:
-            optimizer: a Keras optimizer or its name. Defaults to `TF1Adam()`,
-                the original's `tf.train.AdamOptimizer()` with its arithmetic.
-            fast: bool. `True`: fast mode, statistically the original's
-                training but not bit for bit: `steps_per_execution` defaults
-                to 100, and on `load_mnist`'s batches each execution's steps
-                run as one XLA-compiled loop, their noise drawn at once.
-                Defaults to `False`: faithful, the TF1 graph's bits.
-            **kwargs: passed to `keras.Model.compile`. `jit_compile` defaults
-                to `False`: XLA changes the arithmetic. For speed with the
-                same bits, pass `steps_per_execution=100`.
-        """
-        kwargs.setdefault("jit_compile", False)
-        if fast:
-            kwargs.setdefault("steps_per_execution", 100)
-        super().compile(optimizer=optimizer or TF1Adam(), **kwargs)
-        self.execution = Execution(self, fast)
-
-    def compile_from_config(self, config):
-        # Keras skips this for models with their own `compile`, which would
-        # load a `.keras` file without its optimizer state.
-        self.compile(**keras.saving.deserialize_keras_object(config))
-        self.optimizer.build(self.trainable_variables)
-
-    def fit(self, x=None, y=None, steps_per_epoch=None, **kwargs):
-        """Keras' `fit`, running exactly `steps_per_epoch` steps whatever
-        `steps_per_execution` is; given `load_mnist`'s batches it draws them
-        inside the training loop (see `keras_vae.execution`)."""
-        if self.execution is None:  # not compiled: Keras says so
-            return super().fit(as_dataset(x), y, steps_per_epoch=steps_per_epoch, **kwargs)
-        history = self.execution.fit(super().fit, x, y, steps_per_epoch, **kwargs)
-        if not history.history:
-            raise ValueError("fit() ran no training step: the data is empty. Pass at least "
-                             "one batch of images, e.g. keras_vae.load_mnist().")
-        return history
-
-    def evaluate(self, x=None, *args, **kwargs):
-        """Keras' `evaluate`; `load_mnist`'s batches are read as their dataset."""
-        return super().evaluate(as_dataset(x), *args, **kwargs)
-
-    def predict(self, x, *args, **kwargs):
-        """Keras' `predict` (reconstructions); `load_mnist`'s batches are read as their dataset."""
-        return super().predict(as_dataset(x), *args, **kwargs)
-
-    def export(self, filepath, format="tf_saved_model", verbose=None, overwrite=False, **kwargs):
-        """Exports a SavedModel with the signatures `encode`, `decode`,
-        `reconstruct`, `sample` and `serving_default`, written atomically
-        (`keras_vae.saving.saved_model`). Other formats, or Keras' own
-        arguments, go to `keras.Model.export`."""
-        if format != "tf_saved_model" or kwargs:
-            return super().export(filepath, format=format, verbose=verbose, **kwargs)
-        return saved_model.export_saved_model(self, filepath, overwrite=overwrite,
-                                              verbose=bool(verbose))
-
-    def save_own_variables(self, store):
-        formats.save_variables(store, self._saved_variables())
-
-    def load_own_variables(self, store):
-        formats.load_variables(store, self._saved_variables())
-
-    def _saved_variables(self):
-        # The sampler's state travels with the weights, so that training
-        # continued after loading draws the noise it would have drawn.
-        return [*(getattr(self, name) for name in self.WEIGHTS), self.seed_generator.state]
-
-    @property
-    def trained_with(self):
-        """What the model was trained on and how: a dict (a copy)."""
-        return json.loads(self._trained_with)
-
-    @trained_with.setter
-    def trained_with(self, value):
-        # Kept as JSON: a dict attribute would become Keras' TrackedDict, and the
-        # record must stay JSON for .keras files and SavedModels alike.
-        self._trained_with = json.dumps(dict(value))
 
     def get_config(self):
         config = {"x_dim": self.x_dim, "h_dim": self.h_dim, "z_dim": self.z_dim,

@@ -44,6 +44,13 @@ class TF1Adam(_compat.ApplyGradientsHook, keras.optimizers.Optimizer):
         name="tf1_adam",
         **kwargs,
     ):
+        if kwargs.get("gradient_accumulation_steps"):
+            # Keras applies accumulated gradients every N calls, but the beta
+            # powers would advance at every call: not TF1's Adam.
+            raise ValueError("TF1Adam does not accumulate gradients: TF1's Adam had no such "
+                             "option. Drop gradient_accumulation_steps, or use keras.optimizers"
+                             ".Adam. Received: gradient_accumulation_steps="
+                             f"{kwargs['gradient_accumulation_steps']!r}")
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         self.beta_1 = beta_1
         self.beta_2 = beta_2
@@ -100,10 +107,10 @@ class TF1Adam(_compat.ApplyGradientsHook, keras.optimizers.Optimizer):
         """Reads the kernel's scalars once for all ten variables (fewer small ops
         per step), except under a distribution strategy, whose updates run per
         device."""
-        if not tf.distribute.has_strategy() and not self.gradient_accumulation_steps:
+        if not tf.distribute.has_strategy():
             dtypes = {v.dtype for v in trainable_variables}
             if len(dtypes) == 1:
-                self._scalars = self._adam_scalars(_compat.current_learning_rate(self),
+                self._scalars = self._adam_scalars(self.learning_rate,
                                                    dtypes.pop())
 
     def after_apply(self):

@@ -11,19 +11,11 @@ import tempfile
 import keras
 import numpy as np
 
-# The ten variables of the original graph, in the order it creates them.
-TF1_NAMES = (
-    "Q_W1",
-    "Q_b1",
-    "Q_W2_mu",
-    "Q_b2_mu",
-    "Q_W2_sigma",
-    "Q_b2_sigma",
-    "P_W1",
-    "P_b1",
-    "P_W2",
-    "P_b2",
-)
+from legacy_tf1.vae_tf1 import VARIABLE_NAMES
+
+# The ten variables of the original graph, in the order it creates them: the
+# reference's own list, so the two sides cannot disagree on a name.
+TF1_NAMES = VARIABLE_NAMES
 
 
 def get_tf1_weights(model):

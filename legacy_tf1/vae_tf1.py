@@ -9,9 +9,10 @@ only where TensorFlow 2 forces it or where the parity tests need a handle:
 - ``tensorflow.examples.tutorials.mnist.input_data`` is gone from TF2;
   ``legacy_tf1.input_data`` stands in for it;
 - the graph is built by ``build_graph`` inside an explicit ``tf.Graph``
-  instead of at import into the default graph, and the training loop lives
-  in ``main``. Eager execution is never switched off, so the same process can
-  also run the eager Keras port;
+  instead of at import into the default graph, its sections Q(z|X), P(X|z)
+  and TRAINING in ``_encoder``, ``_decoder`` and ``_training``, and the
+  training loop lives in ``main``. Eager execution is never switched off,
+  so the same process can also run the eager Keras port;
 - ``build_graph`` can start from given initial values and make the
   sampler's ``eps`` feedable, and it exposes the gradients Adam applies
   (``minimize`` split into ``compute_gradients`` + ``apply_gradients``,
@@ -30,16 +31,9 @@ would leave a read racing an update. A resource variable read is a
 snapshot (an update copies a buffer that a read still holds), so no read
 can see a half-applied update, whatever is fetched together.
 
-Measured here (TF 2.21, 2 CPU cores; fixed initial values, batches and fed
-``eps``; 200 steps from a fresh session, repeated 15 to 30 times, also with
-a second process loading the CPU): ``sess.run([solver, vae_loss])`` in one
-call, as the original does, gave bit-identical losses and variables in every
-run with resource variables and, here, with ref variables too (the
-run-to-run variation reported earlier was not reproduced); separate loss and
-solver calls likewise. Ref and resource graphs ran the same arithmetic:
-their variables after 200 steps were bit-identical to each other, so the
-choice costs nothing for parity. ``build_graph(use_resource=False)``
-rebuilds the ref-variable graph for such measurements.
+Ref and resource variables run the same arithmetic, so the choice does not
+change the numbers parity compares; ``build_graph(use_resource=False)``
+builds the ref-variable graph TF1 made, to compare the two.
 
 Run the original training loop (sample grids every 1000 iterations):
 
@@ -133,6 +127,9 @@ def build_graph(graph=None, initial_values=None, feed_eps=False, X_dim=X_DIM,
                 h_dim=H_DIM, z_dim=Z_DIM, seed=None, use_resource=True):
     """Builds the original VAE graph and returns handles on it.
 
+    The original script's sections, in its order: the placeholders, Q(z|X)
+    (`_encoder`), P(X|z) (`_decoder`), then the losses and Adam (`_training`).
+
     Args:
         graph: `tf.Graph` to build in. Defaults to None (a new graph).
         initial_values: dict or None, a NumPy array per variable name
@@ -160,15 +157,10 @@ def build_graph(graph=None, initial_values=None, feed_eps=False, X_dim=X_DIM,
     ```
     """
     graph = tf.Graph() if graph is None else graph
-    shapes = {
-        "Q_W1": [X_dim, h_dim], "Q_b1": [h_dim],
-        "Q_W2_mu": [h_dim, z_dim], "Q_b2_mu": [z_dim],
-        "Q_W2_sigma": [h_dim, z_dim], "Q_b2_sigma": [z_dim],
-        "P_W1": [z_dim, h_dim], "P_b1": [h_dim],
-        "P_W2": [h_dim, X_dim], "P_b2": [X_dim],
-    }
+    shapes = _shapes(X_dim, h_dim, z_dim)
     if initial_values is not None:
         initial_values = _check_initial_values(initial_values, shapes)
+    variables = {}  # the ten variables by name, in the order made
 
     def Variable(name, init):
         # tf.Variable(xavier_init(size)) in the original; `initial_values` wins.
@@ -176,93 +168,123 @@ def build_graph(graph=None, initial_values=None, feed_eps=False, X_dim=X_DIM,
             initial_value = initial_values[name]
         else:
             initial_value = init(shapes[name])
-        return tf1.Variable(initial_value, name=name, use_resource=use_resource)
+        variables[name] = tf1.Variable(initial_value, name=name, use_resource=use_resource)
+        return variables[name]
 
     with graph.as_default():
         if seed is not None:
             tf1.set_random_seed(seed)
 
-        # =============================== Q(z|X) ======================================
-
         X = tf1.placeholder(tf.float32, shape=[None, X_dim], name="X")  # (batch, 784)
         z = tf1.placeholder(tf.float32, shape=[None, z_dim], name="z")  # (n, 100)
 
-        Q_W1 = Variable("Q_W1", xavier_init)  # (784, 128)
-        Q_b1 = Variable("Q_b1", zeros_init)  # (128,)
+        Q, sample_z = _encoder(Variable, z_dim, feed_eps)
+        P = _decoder(Variable)
+        return _training(graph, X, z, Q, sample_z, P, variables)
 
-        Q_W2_mu = Variable("Q_W2_mu", xavier_init)  # (128, 100)
-        Q_b2_mu = Variable("Q_b2_mu", zeros_init)  # (100,)
 
-        Q_W2_sigma = Variable("Q_W2_sigma", xavier_init)  # (128, 100)
-        Q_b2_sigma = Variable("Q_b2_sigma", zeros_init)  # (100,)
+def _shapes(X_dim, h_dim, z_dim):
+    """The shape of each of the ten variables, by name."""
+    return {
+        "Q_W1": [X_dim, h_dim], "Q_b1": [h_dim],
+        "Q_W2_mu": [h_dim, z_dim], "Q_b2_mu": [z_dim],
+        "Q_W2_sigma": [h_dim, z_dim], "Q_b2_sigma": [z_dim],
+        "P_W1": [z_dim, h_dim], "P_b1": [h_dim],
+        "P_W2": [h_dim, X_dim], "P_b2": [X_dim],
+    }
 
-        def Q(X):
-            h = tf.nn.relu(tf.matmul(X, Q_W1) + Q_b1)  # (batch, 128)
-            z_mu = tf.matmul(h, Q_W2_mu) + Q_b2_mu  # (batch, 100)
-            z_logvar = tf.matmul(h, Q_W2_sigma) + Q_b2_sigma  # (batch, 100)
-            return z_mu, z_logvar
 
-        def sample_z(mu, log_var):
-            eps = tf1.random_normal(shape=tf.shape(mu))
-            if feed_eps:
-                eps = tf1.placeholder_with_default(eps, shape=[None, z_dim], name="eps")
-            return mu + tf.exp(log_var / 2) * eps, eps
+def _encoder(Variable, z_dim, feed_eps):
+    """The original's Q(z|X) section: its six variables, made by `Variable`,
+    and its functions `Q` and `sample_z` (which also returns `eps`)."""
 
-        # =============================== P(X|z) ======================================
+    # =============================== Q(z|X) ======================================
 
-        P_W1 = Variable("P_W1", xavier_init)  # (100, 128)
-        P_b1 = Variable("P_b1", zeros_init)  # (128,)
+    Q_W1 = Variable("Q_W1", xavier_init)  # (784, 128)
+    Q_b1 = Variable("Q_b1", zeros_init)  # (128,)
 
-        P_W2 = Variable("P_W2", xavier_init)  # (128, 784)
-        P_b2 = Variable("P_b2", zeros_init)  # (784,)
+    Q_W2_mu = Variable("Q_W2_mu", xavier_init)  # (128, 100)
+    Q_b2_mu = Variable("Q_b2_mu", zeros_init)  # (100,)
 
-        def P(z):
-            h = tf.nn.relu(tf.matmul(z, P_W1) + P_b1)  # (n, 128)
-            logits = tf.matmul(h, P_W2) + P_b2  # (n, 784)
-            prob = tf.nn.sigmoid(logits)
-            return prob, logits
+    Q_W2_sigma = Variable("Q_W2_sigma", xavier_init)  # (128, 100)
+    Q_b2_sigma = Variable("Q_b2_sigma", zeros_init)  # (100,)
 
-        # =============================== TRAINING ====================================
+    def Q(X):
+        h = tf.nn.relu(tf.matmul(X, Q_W1) + Q_b1)  # (batch, 128)
+        z_mu = tf.matmul(h, Q_W2_mu) + Q_b2_mu  # (batch, 100)
+        z_logvar = tf.matmul(h, Q_W2_sigma) + Q_b2_sigma  # (batch, 100)
+        return z_mu, z_logvar
 
-        z_mu, z_logvar = Q(X)
-        z_sample, eps = sample_z(z_mu, z_logvar)
-        _, logits = P(z_sample)
+    def sample_z(mu, log_var):
+        eps = tf1.random_normal(shape=tf.shape(mu))
+        if feed_eps:
+            eps = tf1.placeholder_with_default(eps, shape=[None, z_dim], name="eps")
+        return mu + tf.exp(log_var / 2) * eps, eps
 
-        # Sampling from random z
-        X_samples, X_logits = P(z)
+    return Q, sample_z
 
-        # E[log P(X|z)]
-        recon_loss = tf.reduce_sum(
-            tf.nn.sigmoid_cross_entropy_with_logits(logits=logits, labels=X), 1)
-        # D_KL(Q(z|X) || P(z)); calculate in closed form as both dist. are Gaussian
-        kl_loss = 0.5 * tf.reduce_sum(tf.exp(z_logvar) + z_mu**2 - 1. - z_logvar, 1)
-        # VAE loss
-        vae_loss = tf.reduce_mean(recon_loss + kl_loss)
 
-        # solver = tf.train.AdamOptimizer().minimize(vae_loss), in its two steps.
-        variables = {
-            "Q_W1": Q_W1, "Q_b1": Q_b1, "Q_W2_mu": Q_W2_mu, "Q_b2_mu": Q_b2_mu,
-            "Q_W2_sigma": Q_W2_sigma, "Q_b2_sigma": Q_b2_sigma,
-            "P_W1": P_W1, "P_b1": P_b1, "P_W2": P_W2, "P_b2": P_b2,
-        }
-        optimizer = tf1.train.AdamOptimizer()
-        grads_and_vars = optimizer.compute_gradients(
-            vae_loss, var_list=[variables[name] for name in VARIABLE_NAMES])
-        solver = optimizer.apply_gradients(grads_and_vars)
+def _decoder(Variable):
+    """The original's P(X|z) section: its four variables, made by `Variable`,
+    and its function `P`."""
 
-        # The original's tf.global_variables_initializer(), limited to this
-        # model's variables in case `graph` holds others.
-        init = tf1.variables_initializer(list(variables.values()) + optimizer.variables())
+    # =============================== P(X|z) ======================================
 
-        return VAEGraph(
-            graph=graph, X=X, z=z, eps=eps, z_mu=z_mu, z_logvar=z_logvar,
-            z_sample=z_sample, logits=logits,
-            recon_loss=tf.reduce_mean(recon_loss), kl_loss=tf.reduce_mean(kl_loss),
-            vae_loss=vae_loss, solver=solver, X_samples=X_samples, X_logits=X_logits,
-            variables=variables,
-            gradients={name: grad for name, (grad, _) in zip(VARIABLE_NAMES, grads_and_vars)},
-            optimizer=optimizer, init=init,
-        )
+    P_W1 = Variable("P_W1", xavier_init)  # (100, 128)
+    P_b1 = Variable("P_b1", zeros_init)  # (128,)
+
+    P_W2 = Variable("P_W2", xavier_init)  # (128, 784)
+    P_b2 = Variable("P_b2", zeros_init)  # (784,)
+
+    def P(z):
+        h = tf.nn.relu(tf.matmul(z, P_W1) + P_b1)  # (n, 128)
+        logits = tf.matmul(h, P_W2) + P_b2  # (n, 784)
+        prob = tf.nn.sigmoid(logits)
+        return prob, logits
+
+    return P
+
+
+def _training(graph, X, z, Q, sample_z, P, variables):
+    """The original's TRAINING section, from `Q(X)` to the Adam update and
+    the initializer; returns the `VAEGraph`."""
+
+    # =============================== TRAINING ====================================
+
+    z_mu, z_logvar = Q(X)
+    z_sample, eps = sample_z(z_mu, z_logvar)
+    _, logits = P(z_sample)
+
+    # Sampling from random z
+    X_samples, X_logits = P(z)
+
+    # E[log P(X|z)]
+    recon_loss = tf.reduce_sum(
+        tf.nn.sigmoid_cross_entropy_with_logits(logits=logits, labels=X), 1)
+    # D_KL(Q(z|X) || P(z)); calculate in closed form as both dist. are Gaussian
+    kl_loss = 0.5 * tf.reduce_sum(tf.exp(z_logvar) + z_mu**2 - 1. - z_logvar, 1)
+    # VAE loss
+    vae_loss = tf.reduce_mean(recon_loss + kl_loss)
+
+    # solver = tf.train.AdamOptimizer().minimize(vae_loss), in its two steps.
+    optimizer = tf1.train.AdamOptimizer()
+    grads_and_vars = optimizer.compute_gradients(
+        vae_loss, var_list=[variables[name] for name in VARIABLE_NAMES])
+    solver = optimizer.apply_gradients(grads_and_vars)
+
+    # The original's tf.global_variables_initializer(), limited to this
+    # model's variables in case `graph` holds others.
+    init = tf1.variables_initializer(list(variables.values()) + optimizer.variables())
+
+    return VAEGraph(
+        graph=graph, X=X, z=z, eps=eps, z_mu=z_mu, z_logvar=z_logvar,
+        z_sample=z_sample, logits=logits,
+        recon_loss=tf.reduce_mean(recon_loss), kl_loss=tf.reduce_mean(kl_loss),
+        vae_loss=vae_loss, solver=solver, X_samples=X_samples, X_logits=X_logits,
+        variables=variables,
+        gradients={name: grad for name, (grad, _) in zip(VARIABLE_NAMES, grads_and_vars)},
+        optimizer=optimizer, init=init,
+    )
 
 
 def _check_initial_values(values, shapes):

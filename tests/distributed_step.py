@@ -1,12 +1,17 @@
 """One training step of the VAE on 64 fixed examples, on one device or under a
 strategy, saved for tests/distribute/test_distribute.py to compare: the loss `fit`
-reports, the gradient summed over replicas, and the updated weights.
+reports, the gradient summed over replicas, Adam's moments after the step (from
+which the gradient `fit` applied and the update it made follow), and the
+updated weights.
 
     python tests/distributed_step.py OUT_DIR one|mirrored|worker [INDEX PORTS]
 
 For each form in which `fit` gets the batch (FORMS), it writes
 OUT_DIR/FORM.npz. `worker` joins a MultiWorkerMirroredStrategy cluster of
-localhost PORTS (comma-separated) as worker INDEX.
+localhost PORTS (comma-separated) as worker INDEX. `one` also writes
+OUT_DIR/FORM.reference.npz: the same step's loss and gradient computed in
+float64 (the weights, batch and noise of the float32 step, cast), against
+which the test measures float32 rounding, and Adam's hyperparameters.
 """
 
 # x; (x, y); (x, y, per-example weights); {"image", "noise"}; and 63
@@ -37,15 +42,20 @@ def main(out_dir, mode, index=None, ports=None):
         "worker": tf.distribute.MultiWorkerMirroredStrategy,
     }[mode]()
     for form in FORMS:
-        np.savez(os.path.join(out_dir, f"{form}.npz"), **step(strategy, form))
+        result, reference = step(strategy, form, reference=mode == "one")
+        np.savez(os.path.join(out_dir, f"{form}.npz"), **result)
+        if reference is not None:
+            np.savez(os.path.join(out_dir, f"{form}.reference.npz"), **reference)
 
 
-def step(strategy, form):
-    """The step's loss, summed gradients and updated weights, by name."""
+def step(strategy, form, reference=False):
+    """The step's loss, summed gradients, Adam's moments and updated weights,
+    by name; and, if `reference`, the float64 reference of the step (else None)."""
     import keras
     import numpy as np
     import tensorflow as tf
 
+    from keras_vae import _compat
     from keras_vae.model import VAE, _unpack
 
     rng = np.random.default_rng(0)
@@ -62,6 +72,7 @@ def step(strategy, form):
         keras.utils.set_random_seed(0)
         model = VAE(seed=0)
         model.compile()
+    initial = [w.numpy() for w in model.trainable_weights]
 
     # The gradient, summed over the replicas as the optimizer receives it.
     dataset = tf.data.Dataset.from_tensors(batch if len(batch) > 1 else batch[0])
@@ -81,9 +92,43 @@ def step(strategy, form):
     model.seed_generator.state.assign(state)  # fit draws the same noise
     history = model.fit(*batch[:2], sample_weight=batch[2] if len(batch) > 2 else None,
                         batch_size=n, epochs=1, verbose=0, shuffle=False)
-    return {"loss": history.history["loss"][0],
-            **{f"gradient_{w.name}": g.numpy() for w, g in zip(model.trainable_weights, summed)},
-            **{f"weight_{w.name}": w.numpy() for w in model.trainable_weights}}
+    optimizer = model.optimizer
+    result = {"loss": history.history["loss"][0]}
+    for w, g in zip(model.trainable_weights, summed):
+        index = _compat.variable_index(optimizer, w)
+        result.update({f"gradient_{w.name}": g.numpy(), f"weight_{w.name}": w.numpy(),
+                       f"adam_m_{w.name}": optimizer._m[index].numpy(),
+                       f"adam_v_{w.name}": optimizer._v[index].numpy()})
+    if not reference:
+        return result, None
+    if form != "dict":  # the noise the step drew: the whole batch's, from `state`
+        model.seed_generator.state.assign(state)
+        noise = model.draw_normal((n, model.z_dim)).numpy()
+    loss, grads = float64_step(initial, x, noise, weight if form == "xyw" else None)
+    return result, {
+        "loss": loss, **{f"gradient_{w.name}": g for w, g in zip(model.trainable_weights, grads)},
+        # As Adam's kernel gets them: float32.
+        **{f"adam_{k}": np.float32(v) for k, v in (
+            ("learning_rate", optimizer.learning_rate.numpy()), ("beta_1", optimizer.beta_1),
+            ("beta_2", optimizer.beta_2), ("epsilon", optimizer.epsilon))},
+    }
+
+
+def float64_step(weights, x, noise, sample_weight):
+    """The loss and gradients of the package's VAE in float64 at `weights`
+    (float32 arrays, the model's order), on the batch `x` with `noise`."""
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_vae.model import VAE
+
+    model = VAE(seed=0, dtype="float64")
+    for variable, value in zip(model.trainable_weights, weights):
+        variable.assign(value.astype(np.float64))
+    args = [None if a is None else tf.constant(a, tf.float64) for a in (x, noise, sample_weight)]
+    loss, gradients = model.compute_gradients(*args)
+    assert loss[0].dtype == tf.float64 and all(g.dtype == tf.float64 for g in gradients)
+    return float(loss[0]), [g.numpy() for g in gradients]
 
 
 if __name__ == "__main__":

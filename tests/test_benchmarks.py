@@ -5,7 +5,12 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO, checkout_env
+
+# Each runs a benchmark in processes of its own: the whole suite only.
+pytestmark = pytest.mark.slow
 
 
 def test_bench_train_runs_and_reports_every_mode(tmp_path, synthetic_mnist_dir):

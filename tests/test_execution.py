@@ -136,6 +136,7 @@ def _train_fast(ds, seed, out):
     return model, history
 
 
+@pytest.mark.slow
 def test_fast_mode_trains_from_one_xla_compilation(tmp_path):
     data = _mnist(tmp_path / "data")
     model, history = _train_fast(load_mnist("train", 16, data, seed=4), 3, tmp_path / "a")
@@ -189,26 +190,26 @@ def test_a_model_fit_on_load_mnist_is_freed_once_dropped(tmp_path, fast):
     assert dropped() is None  # fit's runner and XLA loop kept no hold on it
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fast", [False, True])
 def test_train_reads_the_data_while_it_builds_the_model_and_the_grid(tmp_path,
                                                                      synthetic_mnist_dir, fast):
     # train() turns on op determinism for its whole process: a process of its own.
     script = f"""
 import json, threading
-from keras_vae.data import batches
 from keras_vae.evaluation import grid
-from keras_vae.training.run import train
+from keras_vae.training import run
 
 readers, figures = [], []
-read, plot = batches.load_mnist, grid.plot
+read, plot = run.load_mnist, grid.plot
 def load_mnist(*args, **kwargs):
     readers.append(threading.current_thread() is threading.main_thread())
     return read(*args, **kwargs)
 def drawn(samples):
     figures.append(threading.current_thread() is threading.main_thread())
     return plot(samples)
-batches.load_mnist, grid.plot = load_mnist, drawn
-outcome = train(iters=3, out={str(tmp_path / "out")!r}, data_dir={str(synthetic_mnist_dir)!r},
+run.load_mnist, grid.plot = load_mnist, drawn
+outcome = run.train(iters=3, out={str(tmp_path / "out")!r}, data_dir={str(synthetic_mnist_dir)!r},
                 seed=1, fast={fast}, verbose=0)
 traces = outcome.model.execution.xla_loop().experimental_get_tracing_count() if {fast} else 1
 print(json.dumps({{"main_thread_read": readers, "main_thread_figures": figures,
@@ -251,6 +252,7 @@ def test_blocks_never_exceed_an_epoch(tmp_path):
     assert len(list((tmp_path / "out").iterdir())) == 8  # steps 0, 6, ..., 42
 
 
+@pytest.mark.slow
 def test_cli_fast_mode_trains_and_writes_the_grids(tmp_path, synthetic_mnist_dir):
     run = run_keras_vae("train", "--fast", "--data-dir", synthetic_mnist_dir,
                         "--iters", 25, "--sample-every", 10, "--out", tmp_path / "out",
@@ -274,6 +276,7 @@ def test_fit_through_tf_data_runs_exactly_the_steps_asked(steps_per_execution, s
     assert model.steps_per_execution == steps_per_execution  # as compiled
 
 
+@pytest.mark.slow
 def test_cli_batch_larger_than_the_split_trains_exactly_the_steps_asked(tmp_path,
                                                                        synthetic_mnist_dir):
     # 7,000 images in the synthetic train[5000:]: no in-graph stream can serve 7,001.

@@ -132,6 +132,7 @@ def test_read_data_sets_real_mnist(real_mnist_dir):
 # --- independence from the port -------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_reference_imports_nothing_of_keras_vae():
     code = (
         "import sys; sys.modules['keras_vae'] = None; "  # any import of keras_vae fails
@@ -144,7 +145,8 @@ def test_the_reference_imports_nothing_of_keras_vae():
 
 def _assert_both_data_paths_agree(directory):
     """The reference's read_data_sets and the port's readers give the same bytes."""
-    from keras_vae.data import load_mnist, read_mnist, scale_pixels
+    from keras_vae.data.batches import load_mnist
+    from keras_vae.data.idx import read_mnist, scale_pixels
 
     mnist = input_data.read_data_sets(str(directory), seed=0)  # not shuffled before next_batch
     for split, data in (("train[5000:]", mnist.train), ("train[:5000]", mnist.validation),
@@ -324,6 +326,7 @@ def test_build_graph_training_is_deterministic(tf1, vae_tf1):
 # --- python -m legacy_tf1.vae_tf1 ------------------------------------------------
 
 
+@pytest.mark.slow
 def test_script_end_to_end(synthetic_mnist_dir, tmp_path):
     out = tmp_path / "out"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")

@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from keras_vae.optimizers import TF1Adam
@@ -54,3 +55,9 @@ def test_config_round_trip():
     assert (restored.beta_1, restored.beta_2, restored.epsilon) == (0.8, 0.999, 1e-6)
     assert float(restored.learning_rate) == np.float32(2e-3)
     assert TF1Adam().epsilon == 1e-8
+
+
+def test_gradient_accumulation_is_refused_naming_the_argument():
+    # Keras would advance the beta powers at every call but update every N calls.
+    with pytest.raises(ValueError, match="gradient_accumulation_steps=2"):
+        TF1Adam(gradient_accumulation_steps=2)

@@ -50,6 +50,7 @@ def test_decoder_is_bit_identical(model):
     np.testing.assert_array_equal(prob.numpy(), tf1_prob)
 
 
+@pytest.mark.slow
 def test_500_steps_through_fit_are_bit_identical(synthetic_mnist_dir):
     report = parity.compare_training(synthetic_mnist_dir, steps=500, seed=0)
     assert report.identical, report.format()
@@ -73,6 +74,7 @@ def test_the_comparison_sees_a_drift(synthetic_mnist_dir):
 # turns on TensorFlow's op determinism for the whole process.
 
 
+@pytest.mark.slow
 def test_keras_vae_train_is_bit_identical_after_every_call(synthetic_mnist_dir):
     run = run_keras_vae("parity", "--data-dir", synthetic_mnist_dir, "--steps", 500)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
@@ -104,6 +106,7 @@ SWAPS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("swap", SWAPS)
 def test_the_train_path_check_sees_one_swapped_op(synthetic_mnist_dir, swap):
     code = "\n".join([

@@ -3,6 +3,7 @@ writes it (not legacy_tf1), against model.fit after a plain compile()."""
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from keras_vae import parity
@@ -76,6 +77,7 @@ def seed_graph(X_dim=784, z_dim=100, h_dim=128):
     return X, eps, vae_loss, solver, variables
 
 
+@pytest.mark.slow
 def test_seed_graph_and_fit_are_bit_identical_after_500_steps(synthetic_mnist_dir):
     keras.utils.set_random_seed(1)
     model = VAE()

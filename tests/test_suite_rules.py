@@ -47,10 +47,12 @@ KERNEL_SENSITIVE = (
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("onednn", ["0", "1"])
 def test_kernel_sensitive_tests_pass_with_either_kernel_set(onednn):
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *KERNEL_SENSITIVE],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "slow or not slow",
+         *KERNEL_SENSITIVE],
         capture_output=True, text=True, cwd=REPO, timeout=600,
         env={**os.environ, "TF_ENABLE_ONEDNN_OPTS": onednn, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )

@@ -25,20 +25,9 @@ from keras_vae.data.sources import default_split, read_images
 from keras_vae.data.stream import BatchStream, binarized_batch, epoch_order
 
 
-def load_mnist(
-    split=None,
-    batch_size=64,
-    data_dir=None,
-    shuffle=True,
-    seed=None,
-    repeat=None,
-    tfds_data_dir=None,
-    initial_step=0,
-    source="idx",
-    dataset="mnist",
-    labels=False,
-    binarize=False,
-):
+def load_mnist(split=None, batch_size=64, data_dir=None, shuffle=True, seed=None, repeat=None,
+               tfds_data_dir=None, initial_step=0, source="idx", dataset="mnist",
+               labels=False, binarize=False):
     """Batches of MNIST images as the original's `next_batch` drew them.
 
     The examples are reshuffled every epoch and, with `repeat=True`, a batch
@@ -97,6 +86,7 @@ def load_mnist(
         DataError: the data cannot be read or downloaded, or the split is
             unknown or empty.
     """
+    # Longer: the docstring is the reference of the package's main entry point.
     check_count("batch_size", batch_size, minimum=1)
     check_count("initial_step", initial_step, minimum=0)
     split = default_split(dataset) if split is None else split

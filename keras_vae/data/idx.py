@@ -67,8 +67,9 @@ def read_idx(path):
     try:
         with open(path, "rb") as f:
             compressed = f.read()
-        # At once, not streamed through gzip.open: one call into zlib, which
-        # lets other threads run meanwhile (fast mode compiles beside it).
+        # Inflated in one call rather than streamed through gzip.open: zlib
+        # lets other threads run for the whole call (fast mode compiles
+        # beside it).
         data = gzip.decompress(compressed)
     except FileNotFoundError:
         raise DataError(f"MNIST file not found: {path}. {FILES_FIX}") from None

@@ -19,6 +19,7 @@ import matplotlib.image
 import numpy as np
 from matplotlib.figure import Figure
 
+from keras_vae.evaluation.tiles import tile
 from keras_vae.saving.atomic import atomic_path
 
 # Between the tiles of a pixel-exact picture: 2 pixels of mid-grey, which
@@ -31,6 +32,10 @@ SEPARATOR_GREY = 0.5
 # the drawn values.
 PNG_TOLERANCE = 0.5 / 255 + 1e-6
 
+# The file `train --log-dir` writes (`keras_vae.training.logs.TrainingLog`)
+# and `curves` reads, and its columns in order. Defined here, below training,
+# so that both can import them.
+METRICS_CSV = "metrics.csv"
 METRICS_COLUMNS = ("step", "loss", "recon_loss", "kl_loss", "test_neg_elbo")
 
 
@@ -53,7 +58,7 @@ def reconstructions(model, images, path):
     side = _side(model.x_dim)
     images = np.asarray(images, np.float32)
     reconstructed = keras.ops.convert_to_numpy(model.reconstruct(images))
-    canvas = _canvas(np.stack([images, reconstructed]), side)
+    canvas = _canvas(np.stack([images, reconstructed]), 2, len(images), side)
     _save_canvas(canvas, path)
     return canvas
 
@@ -87,7 +92,7 @@ def interpolation(model, first, second, path, steps=10):
     t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
     z = (1 - t) * z_first + t * z_second  # exactly z_first at t=0, z_second at t=1
     decoded = keras.ops.convert_to_numpy(model.decode(z)[0])
-    canvas = _canvas(decoded[None], side)
+    canvas = _canvas(decoded, 1, steps, side)
     _save_canvas(canvas, path)
     return canvas, decoded
 
@@ -125,7 +130,7 @@ def manifold(model, path, n=20):
         [[z0, z1] for z1 in reversed(quantiles) for z0 in quantiles], np.float32
     )
     decoded = keras.ops.convert_to_numpy(model.decode(z)[0])
-    canvas = _canvas(decoded.reshape(n, n, -1), side)
+    canvas = _canvas(decoded, n, n, side)
     _save_canvas(canvas, path)
     return canvas
 
@@ -193,7 +198,7 @@ def read_metrics(log_dir):
     Raises:
         ValueError: the file is missing, holds no rows, or lacks a column.
     """
-    path = os.path.join(os.fspath(log_dir), "metrics.csv")
+    path = os.path.join(os.fspath(log_dir), METRICS_CSV)
     written_by = "`keras-vae train --log-dir DIR` writes it, one row per logged step"
     if not os.path.isfile(path):
         raise ValueError(f"{path} not found: {written_by}")
@@ -218,7 +223,8 @@ def curves(log_dir, path):
     where it was measured, the test set's negative ELBO; on the right the KL
     term, which is much smaller. Lines are labelled with the CSV's column
     names; the left axis is scaled to the points after the first (an
-    untrained model's loss is several times the rest). The PNG is 1000x450 pixels (10x4.5 inches at 100 dpi).
+    untrained model's loss is several times the rest). The PNG is 1000x450
+    pixels (10x4.5 inches at 100 dpi).
 
     Args:
         log_dir: str or `os.PathLike`, the directory holding `metrics.csv`.
@@ -269,26 +275,18 @@ def _side(x_dim):
     return side
 
 
-def _canvas(tiles, side):
-    """`tiles` `(rows, cols, side*side)` laid out as one grey image, separators between."""
-    rows, cols = tiles.shape[:2]
-    pitch = side + SEPARATOR
-    canvas = np.full(
-        (rows * pitch - SEPARATOR, cols * pitch - SEPARATOR), SEPARATOR_GREY, np.float32
-    )
-    for i, j in np.ndindex(rows, cols):
-        canvas[i * pitch:i * pitch + side, j * pitch:j * pitch + side] = (
-            tiles[i, j].reshape(side, side)
-        )
-    return canvas
+def _canvas(images, rows, cols, side):
+    """`rows * cols` square images of side `side` as one grey picture, mid-grey
+    separators between them (see `tile`)."""
+    return tile(images, rows, cols, (side, side), SEPARATOR, SEPARATOR_GREY)
 
 
 def _save_canvas(canvas, path):
     """Writes `canvas` (values in [0, 1]) as a PNG, one pixel per value.
 
     Each value becomes the nearest 8-bit grey, written as equal R, G and B,
-    not through a colormap: matplotlib's 256-entry "gray" map truncates, and
-    reads back up to 1.9/255 off.
+    not through a colormap: matplotlib's 256-entry "gray" map truncates, so
+    a value would read back up to 1.9/255 off.
     """
     grey = np.round(np.clip(canvas, 0, 1) * 255).astype(np.uint8)
     with _atomic_png(path) as tmp:

@@ -15,9 +15,9 @@ from keras_vae.saving.atomic import atomic_path
 from keras_vae.checks import check_count
 from keras_vae.evaluation.estimates import per_image
 from keras_vae.evaluation.grid import image_shape
+from keras_vae.evaluation.plots import METRICS_COLUMNS, METRICS_CSV
+from keras_vae.evaluation.tiles import tile
 
-CSV_NAME = "metrics.csv"
-FIELDS = ("step", "loss", "recon_loss", "kl_loss", "test_neg_elbo")
 # The name of the file `prepare_log_dir` writes before renaming it: without
 # "tfevents", so TensorBoard (and the next `prepare_log_dir`) skip it.
 _CONSOLIDATING = ".consolidating-events"
@@ -82,9 +82,9 @@ class TrainingLog(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         os.makedirs(self.log_dir, exist_ok=True)
         self._writer = tf.summary.create_file_writer(self.log_dir)
-        self._csv = open(os.path.join(self.log_dir, CSV_NAME), "a", newline="")
+        self._csv = open(os.path.join(self.log_dir, METRICS_CSV), "a", newline="")
         if self._csv.tell() == 0:
-            self._csv.write(",".join(FIELDS) + "\n")
+            self._csv.write(",".join(METRICS_COLUMNS) + "\n")
         self._start = self._done = self._iterations()
         self._last_point = None
         self._window = np.zeros((3, 2))  # (total, count) of each loss since the last point
@@ -119,7 +119,7 @@ class TrainingLog(keras.callbacks.Callback):
     def _point(self, step):
         """Writes the point of step `step` and starts the next window."""
         total, count = self._window.T
-        values = dict(zip(FIELDS[1:4], (total / count).tolist()))
+        values = dict(zip(METRICS_COLUMNS[1:4], (total / count).tolist()))
         self._window[:] = 0
         self._last_point = step
         if self.eval_every and step % self.eval_every == 0:
@@ -131,16 +131,16 @@ class TrainingLog(keras.callbacks.Callback):
             if self.grid is not None and step % self.grid.every == 0:
                 tf.summary.image("samples", self._samples(step // self.grid.every))
         self._writer.flush()
-        row = [str(step), *(repr(values[name]) if name in values else "" for name in FIELDS[1:])]
+        row = [str(step), *(repr(values[name]) if name in values else ""
+                            for name in METRICS_COLUMNS[1:])]
         self._csv.write(",".join(row) + "\n")
         self._csv.flush()
 
     def _samples(self, index):
         """Grid `index`'s 16 samples tiled 4x4 as the PNG shows them: `(1, 4*28, 4*28, 1)`."""
         prob, _ = self.model.decode(self.grid.noise(index, self.model.z_dim))
-        height, width = image_shape(self.model.x_dim)
-        tiles = np.asarray(prob).reshape(4, 4, height, width).transpose(0, 2, 1, 3)
-        return tiles.reshape(1, 4 * height, 4 * width, 1)
+        picture = tile(prob, 4, 4, image_shape(self.model.x_dim))
+        return picture.reshape(1, *picture.shape, 1)
 
 
 def prepare_log_dir(log_dir, start_step, overwrite=False):
@@ -155,13 +155,13 @@ def prepare_log_dir(log_dir, start_step, overwrite=False):
     check_count("start_step", start_step, minimum=0)
     log_dir = os.fspath(log_dir)
     os.makedirs(log_dir, exist_ok=True)
-    csv_path = os.path.join(log_dir, CSV_NAME)
+    csv_path = os.path.join(log_dir, METRICS_CSV)
     events = _event_files(log_dir)
     has_csv = os.path.exists(csv_path)
     if start_step == 0:
         if (events or has_csv) and not overwrite:
             raise ValueError(
-                f"The log dir {log_dir} already holds a run's logs ({CSV_NAME} or "
+                f"The log dir {log_dir} already holds a run's logs ({METRICS_CSV} or "
                 "TensorBoard event files). Pass overwrite=True (--overwrite) to clear "
                 "them, or choose another --log-dir.")
         for path in events + [csv_path] * has_csv:
@@ -187,7 +187,7 @@ def _truncate_csv(path, start_step):
     kept = [row for row in rows
             if row.endswith("\n") and int(row.split(",", 1)[0]) < start_step]
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
-        f.writelines([",".join(FIELDS) + "\n", *kept])
+        f.writelines([",".join(METRICS_COLUMNS) + "\n", *kept])
 
 
 def _consolidate_events(log_dir, paths, start_step):

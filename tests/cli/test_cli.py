@@ -10,6 +10,7 @@ from tests.conftest import REPO, checkout_env
 from tests.conftest import run_keras_vae as keras_vae
 
 
+@pytest.mark.slow
 def test_train_then_sample(synthetic_mnist_dir, tmp_path):
     out, model = tmp_path / "out", tmp_path / "vae.keras"
     run = keras_vae(
@@ -35,6 +36,7 @@ def test_train_then_sample(synthetic_mnist_dir, tmp_path):
     assert image.shape[0] > 100 and image.shape[1] > 100
 
 
+@pytest.mark.slow
 def test_parity_command_reports_bit_identical(synthetic_mnist_dir):
     run = keras_vae("parity", "--path", "fit", "--data-dir", synthetic_mnist_dir,
                     "--steps", 30, "--seed", 3)
@@ -72,6 +74,7 @@ def test_help_lists_the_flags():
     assert "--data-dir" in run.stdout and "--sample-every" in run.stdout
 
 
+@pytest.mark.slow
 def test_import_keras_vae_lets_keras_load_a_trained_model(synthetic_mnist_dir, tmp_path):
     path = tmp_path / "vae.keras"
     run = keras_vae("train", "--data-dir", synthetic_mnist_dir, "--iters", 7, "--out",

@@ -34,6 +34,7 @@ def _paired_se(a, b):
     return evaluation.standard_error(np.asarray(a) - np.asarray(b))
 
 
+@pytest.mark.slow
 def test_the_estimates_tighten_with_k_and_k1_is_the_elbo(trained, synthetic_mnist_dir):
     test = load_mnist("test[:1000]", 100, synthetic_mnist_dir, shuffle=False)
     values = evaluation.per_image(trained, test, [1, 100, 1000], seed=1)
@@ -49,6 +50,7 @@ def test_the_estimates_tighten_with_k_and_k1_is_the_elbo(trained, synthetic_mnis
     assert np.isfinite([values[k] for k in (1, 100, 1000)]).all()
 
 
+@pytest.mark.slow
 def test_k_5000_matches_numerical_integration_for_a_1d_latent(synthetic_mnist_dir):
     # Trained far enough that q(z|x) is close to the posterior: the bound is then tight.
     model = _trained(synthetic_mnist_dir, z_dim=1, steps=3000)

@@ -1,4 +1,4 @@
-"""keras_vae.plots: each picture holds what it says, pixel for pixel where it
+"""keras_vae.evaluation.plots: each picture holds what it says, pixel for pixel where it
 is drawn so, at its documented size."""
 
 import statistics
@@ -198,6 +198,7 @@ def test_latent_of_a_5d_model_is_its_principal_components_one_colour_per_label(
     assert (np.linalg.norm(points, axis=1) <= np.linalg.norm(centred, axis=1) + 1e-5).all()
 
 
+@pytest.mark.slow
 def test_latent_draws_exactly_the_colours_of_the_labels_present(model5, mnist, tmp_path):
     images, labels = mnist
     some = np.isin(labels, [1, 3, 7])
@@ -282,6 +283,7 @@ def test_curves_need_the_metrics_that_train_writes(tmp_path, csv):
     assert not (tmp_path / "curves.png").exists()
 
 
+@pytest.mark.slow
 def test_the_cli_draws_each_kind_from_a_saved_model(tmp_path, model, synthetic_mnist_dir):
     from keras_vae.saving.keras_file import save_model
     from tests.conftest import run_keras_vae

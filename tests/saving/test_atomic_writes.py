@@ -126,7 +126,7 @@ def cut_to_half(output):
 
 
 def crash_at_rename(monkeypatch, installs):
-    """Makes `os.replace`, as the writers' `keras_vae.atomic` calls it, raise
+    """Makes `os.replace`, as the writers' `keras_vae.saving.atomic` calls it, raise
     OSError, once, at the rename that would put the new output in place."""
     replace = os.replace
     crashed = []

@@ -64,6 +64,7 @@ def trained(tmp_path_factory):
     return model, root, export_dir
 
 
+@pytest.mark.slow
 def test_another_process_without_keras_vae_gets_the_same_outputs(trained, tmp_path):
     model, _, export_dir = trained
     rng = np.random.default_rng(1)
@@ -115,6 +116,7 @@ def _saved_model_cli(*args):
     )
 
 
+@pytest.mark.slow
 def test_saved_model_cli_lists_and_runs_the_signatures(trained, tmp_path):
     _, _, export_dir = trained
     show = _saved_model_cli("show", "--dir", export_dir, "--all")
@@ -207,6 +209,7 @@ def _holds_a_file(directory):
     return any(files for _, _, files in os.walk(directory))
 
 
+@pytest.mark.slow
 def test_killing_an_export_never_leaves_a_partial_target(trained, tmp_path):
     _, root, _ = trained
     target = tmp_path / "saved"
@@ -231,6 +234,7 @@ def test_killing_an_export_never_leaves_a_partial_target(trained, tmp_path):
         assert json.load(f)["training_steps"] == 5
 
 
+@pytest.mark.slow
 def test_train_refuses_an_existing_export_before_training(tmp_path, synthetic_mnist_dir):
     taken = tmp_path / "taken"
     taken.mkdir()
@@ -248,6 +252,7 @@ def test_train_refuses_an_existing_export_before_training(tmp_path, synthetic_mn
     assert list((tmp_path / "ck").glob("ckpt-*")) == []
 
 
+@pytest.mark.slow
 def test_cli_export_and_train_export(trained, tmp_path, synthetic_mnist_dir):
     _, root, _ = trained
     run = keras_vae("export", "--model", root / "vae.keras", "--out", tmp_path / "a")

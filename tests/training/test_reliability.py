@@ -18,6 +18,7 @@ from tests.conftest import REPO, checkout_env, run_keras_vae
 TRAIN = ("train", "--verbose", "0", "--seed", "5")
 
 
+@pytest.mark.slow
 def test_kill_9_three_times_then_resume_is_bit_identical(synthetic_mnist_dir):
     run = subprocess.run(
         [sys.executable, "tools/kill_resume.py", "--data-dir", str(synthetic_mnist_dir)],
@@ -32,6 +33,7 @@ def test_kill_9_three_times_then_resume_is_bit_identical(synthetic_mnist_dir):
     assert "verdict: BIT-IDENTICAL" in run.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_checkpoints_and_the_same_command_resumes(synthetic_mnist_dir, tmp_path, signum, status):
     command = [
@@ -105,6 +107,7 @@ def test_divergence_stops_and_keeps_the_last_good_checkpoint(synthetic_mnist_dir
     assert open(good.model_path, "rb").read() == before
 
 
+@pytest.mark.slow
 def test_a_truncated_newest_checkpoint_falls_back_to_the_previous(synthetic_mnist_dir, tmp_path):
     args = (*TRAIN, "--data-dir", synthetic_mnist_dir, "--checkpoint-every", 30,
             "--checkpoint-dir", tmp_path / "ck", "--out", tmp_path / "out")
@@ -189,6 +192,7 @@ def test_unwritable_directories_exit_2(tmp_path, flag):
     assert f"Cannot write to {flag} {blocker / 'sub'}" in run.stderr
 
 
+@pytest.mark.slow
 def test_another_runs_grids_in_out_need_overwrite(synthetic_mnist_dir, tmp_path):
     out = tmp_path / "out"
     out.mkdir()

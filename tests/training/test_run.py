@@ -56,6 +56,7 @@ def runs(tmp_path_factory, synthetic_mnist_dir):
     return tmp_path, points_before, resumed
 
 
+@pytest.mark.slow
 def test_logs_and_evaluations_change_no_bit_and_resume_each_step_once(runs):
     tmp_path, points_before, resumed = runs
     assert "Resuming from" in resumed.stdout and "at step 120" in resumed.stdout
@@ -77,6 +78,7 @@ def test_logs_and_evaluations_change_no_bit_and_resume_each_step_once(runs):
     assert np.isnan(metrics["test_neg_elbo"][[1, 3, 5, 6]]).all()
 
 
+@pytest.mark.slow
 def test_a_run_records_its_data_and_knobs(runs, synthetic_mnist_dir):
     tmp_path, _, _ = runs
     expected = {"dataset": "mnist", "split": "train[5000:]", "binarize": True, "beta": 0.5,
@@ -101,6 +103,7 @@ def test_a_run_records_its_data_and_knobs(runs, synthetic_mnist_dir):
     assert run.returncode == 0 and (tmp_path / "curves.png").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_a_resumed_run_refuses_other_knobs(runs, synthetic_mnist_dir):
     tmp_path, _, _ = runs
     common = ("--data-dir", synthetic_mnist_dir, "--checkpoint-dir", tmp_path / "ck",
