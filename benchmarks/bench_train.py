@@ -42,6 +42,13 @@ random values as on zeros).
 `--rounds` rounds run every loop and the limits once, their order rotated
 each round. These machines drift, so the ratios are paired: the median over
 the rounds of each round's ratio. Each loop's peak RSS is kept too.
+
+`--baseline DIR` measures another checkout of keras-vae beside this one, in
+the same rounds (its own `keras_vae` and its own bench_train.py children):
+each keras-vae loop and command of DIR runs right before or after this
+checkout's (the order alternating), as `baseline <loop>`, and the paired
+ratios `<loop> / baseline <loop>` compare the two codes in one sitting.
+`--only` runs some loops alone, e.g. `--only faithful,fast,cli,cli-fast`.
 """
 
 import argparse
@@ -62,6 +69,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = ("tf1-script", "cli", "cli-fast")  # timed from their `Iter:` lines
 JAX_LOOPS = ("jax-step", "jax-scan")
 LOOPS = (*SCRIPTS, "faithful", "fast", *JAX_LOOPS)
+KERAS_VAE_LOOPS = ("faithful", "fast", "cli", "cli-fast")  # measured in --baseline's checkout too
 LIMITS = ("peak-matmul", "step-matmuls")  # measured in one process, "limits"
 ITER_EVERY = 1000  # the TF1 script's steps between `Iter:` lines (keras-vae train's default too)
 CALL_STEPS = 100  # steps per call of fit (steps_per_execution) and of the JAX peer
@@ -220,12 +228,13 @@ def iter_marks(lines):
     return marks
 
 
-def run_process(command, env, timeout):
-    """Runs `command`; its stdout lines, each with the time it arrived, and
-    its peak RSS in MiB. Raises with its error output if it fails."""
+def run_process(command, env, timeout, repo=REPO):
+    """Runs `command` in the checkout `repo`; its stdout lines, each with the
+    time it arrived, and its peak RSS in MiB. Raises with its error output if
+    it fails."""
     with tempfile.TemporaryFile("w+") as stderr:
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, env=env,
-                                cwd=REPO, text=True)
+                                cwd=repo, text=True)
         started, timer = time.perf_counter(), threading.Timer(timeout, proc.kill)
         timer.start()
         lines = [(time.perf_counter(), line) for line in proc.stdout]
@@ -242,23 +251,30 @@ def run_process(command, env, timeout):
     return lines, usage.ru_maxrss / 1024
 
 
-def measure(kind, args, env):
-    """One run of `kind` in a fresh process: the figures of each loop or
-    limit it measured, a loop's with its peak RSS."""
+def checkout_env(repo):
+    """The environment of a child that imports `repo`'s keras_vae."""
+    path = os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": path}
+
+
+def measure(kind, args, repo=REPO):
+    """One run of `kind` in a fresh process, with the checkout `repo`'s code:
+    the figures of each loop or limit it measured, a loop's with its peak RSS."""
     first, last = command_window(args.warmup, args.steps)
     iters = last + 1  # up to the `Iter:` line of step `last`
     common = ["--data-dir", args.data_dir, "--warmup", str(args.warmup),
               "--steps", str(args.steps)]
+    script = os.path.join(repo, "benchmarks", "bench_train.py")
     with tempfile.TemporaryDirectory() as out:
         if kind == "tf1-script":
-            command = [sys.executable, "-u", __file__, "--child", kind, *common]
+            command = [sys.executable, "-u", script, "--child", kind, *common]
         elif kind in SCRIPTS:
             command = [sys.executable, "-u", "-m", "keras_vae", "train", "--data-dir",
                        args.data_dir, "--iters", str(iters), "--out", out, "--seed", "0",
                        "--verbose", "0", *(["--fast"] if kind == "cli-fast" else [])]
         else:
-            command = [sys.executable, __file__, "--child", kind, *common]
-        lines, peak_rss = run_process(command, env, args.timeout)
+            command = [sys.executable, script, "--child", kind, *common]
+        lines, peak_rss = run_process(command, checkout_env(repo), args.timeout, repo)
     if kind == "limits":
         return json.loads(lines[-1][1])
     if kind in SCRIPTS:
@@ -288,9 +304,12 @@ def summarize(runs, flop):
     median = {kind: {key: statistics.median(run[key] for run in kind_runs)
                      for key in kind_runs[0] if isinstance(kind_runs[0][key], (int, float))}
               for kind, kind_runs in runs.items()}
-    ratios = {f"{a} / {b}": paired(runs, a, b) for a, b in RATIOS if a in runs and b in runs}
-    ratios["fast GFLOP/s / peak"] = [fast["steps_per_s"] * flop / (peak["gflop_per_s"] * 1e9)
-                                     for fast, peak in zip(runs["fast"], runs["peak-matmul"])]
+    pairs = [*RATIOS, *((kind, f"baseline {kind}") for kind in KERAS_VAE_LOOPS)]
+    ratios = {f"{a} / {b}": paired(runs, a, b) for a, b in pairs if a in runs and b in runs}
+    if "fast" in runs and "peak-matmul" in runs:
+        ratios["fast GFLOP/s / peak"] = [
+            fast["steps_per_s"] * flop / (peak["gflop_per_s"] * 1e9)
+            for fast, peak in zip(runs["fast"], runs["peak-matmul"])]
     return median, {name: {"paired": statistics.median(values), "rounds": values}
                     for name, values in ratios.items()}
 
@@ -299,13 +318,14 @@ def print_loops(runs, median):
     print("\nLoops: steps/s of each round's run, their median and its step time; medians "
           "of the peak RSS and of the loss of the last step's batch (the commands': "
           "their last Loss line's)")
-    print(f"{'loop':<12}{'runs':<{6 * len(runs['fast'])}}{'median':>8}{'step ms':>9}"
+    rounds = max(len(kind_runs) for kind_runs in runs.values())
+    print(f"{'loop':<18}{'runs':<{6 * rounds}}{'median':>8}{'step ms':>9}"
           f"{'RSS MiB':>9}{'loss':>8}")
     for kind, kind_runs in runs.items():
-        if kind in LOOPS:
+        if kind.removeprefix("baseline ") in LOOPS:
             f = median[kind]
             values = "".join(f"{run['steps_per_s']:>6.0f}" for run in kind_runs)
-            print(f"{kind:<12}{values}{f['steps_per_s']:>8.0f}{1e3 / f['steps_per_s']:>9.3f}"
+            print(f"{kind:<18}{values}{f['steps_per_s']:>8.0f}{1e3 / f['steps_per_s']:>9.3f}"
                   f"{f['peak_rss_mib']:>9.0f}{f['loss']:>8.1f}")
 
 
@@ -330,7 +350,29 @@ def print_ratios(ratios):
             print(f"{name:<28}{r['paired']:>8.1%}{f'{low:.1%}-{high:.1%}':>16}")
         else:
             print(f"{name:<28}{r['paired']:>8.2f}{f'{low:.2f}-{high:.2f}':>16}")
-    print("(step-matmuls / fast: the fast loop's step time over the matmuls-alone floor)")
+    if "step-matmuls / fast" in ratios:
+        print("(step-matmuls / fast: the fast loop's step time over the matmuls-alone floor)")
+
+
+def chosen_kinds(args, installed):
+    """`(kind, checkout, label)` of each run a round makes: every loop (or
+    `--only`'s) and the limits, and with `--baseline` its checkout's runs of
+    the keras-vae loops beside this one's."""
+    names = args.only or (*LOOPS, "limits")
+    unknown = [name for name in names if name not in (*LOOPS, "limits")]
+    if unknown:
+        raise SystemExit(f"--only: unknown loops {unknown}; choose from {', '.join(LOOPS)}")
+    if "jax" not in installed and any(name in JAX_LOOPS for name in names):
+        print(f"{', '.join(JAX_LOOPS)}: skipped, JAX is not installed "
+              "(pip install -e '.[bench]'); their ratios are left out", flush=True)
+        names = tuple(name for name in names if name not in JAX_LOOPS)
+    kinds = []
+    for i, name in enumerate(names):
+        runs = [(name, REPO, "")]
+        if args.baseline and name in KERAS_VAE_LOOPS:
+            runs.append((name, os.path.abspath(args.baseline), "baseline "))
+        kinds.extend(runs if i % 2 == 0 else runs[::-1])
+    return tuple(kinds)
 
 
 def versions():
@@ -352,6 +394,10 @@ def main(argv=None):
     parser.add_argument("--timeout", type=float, default=600,
                         help="seconds each run may take (default: 600)")
     parser.add_argument("--json", default="bench_train.json", help="where to write the figures")
+    parser.add_argument("--baseline", metavar="DIR",
+                        help="another keras-vae checkout to measure beside this one")
+    parser.add_argument("--only", type=lambda text: tuple(text.split(",")),
+                        help=f"these loops alone, comma-separated, of {', '.join(LOOPS)}")
     parser.add_argument("--child", choices=(*LOOPS, "limits"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.steps <= 0 or args.steps % CALL_STEPS or args.warmup < 0 or args.warmup % CALL_STEPS:
@@ -366,21 +412,16 @@ def main(argv=None):
         return 0
 
     installed = versions()
-    loops = LOOPS if "jax" in installed else tuple(k for k in LOOPS if k not in JAX_LOOPS)
-    if "jax" not in installed:
-        print(f"{', '.join(JAX_LOOPS)}: skipped, JAX is not installed "
-              "(pip install -e '.[bench]'); their ratios are left out", flush=True)
-    kinds = (*loops, "limits")
-    path = os.pathsep.join(p for p in (REPO, os.environ.get("PYTHONPATH")) if p)
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": path}
-    runs = {kind: [] for kind in (*loops, *LIMITS)}
+    kinds = chosen_kinds(args, installed)
+    runs = {}
     for round_ in range(args.rounds):
         shift = round_ % len(kinds)
-        for kind in kinds[shift:] + kinds[:shift]:
-            for name, figures in measure(kind, args, env).items():
-                runs[name].append(figures)
-                print(f"round {round_ + 1}/{args.rounds} {name}: {describe(name, figures)}",
-                      flush=True)
+        for kind, repo, label in kinds[shift:] + kinds[:shift]:
+            # With --baseline, the two checkouts' runs of a loop alternate in order.
+            for name, figures in measure(kind, args, repo).items():
+                runs.setdefault(label + name, []).append(figures)
+                print(f"round {round_ + 1}/{args.rounds} {label}{name}: "
+                      f"{describe(name, figures)}", flush=True)
 
     flop = flop_per_step()
     median, ratios = summarize(runs, flop)
@@ -390,10 +431,12 @@ def main(argv=None):
           f"{args.warmup} (the commands: from step {first} to {last}), batch {BATCH}, "
           "in a fresh process")
     print_loops(runs, median)
-    print_limits(runs, median, flop)
+    if all(limit in runs for limit in LIMITS):
+        print_limits(runs, median, flop)
     print_ratios(ratios)
+    measured = {kind for kind, _, _ in kinds}
     report = {"args": vars(args), "machine": {"cpus": os.cpu_count(), **installed},
-              "flop_per_step": flop, "skipped": [k for k in LOOPS if k not in loops],
+              "flop_per_step": flop, "skipped": [k for k in LOOPS if k not in measured],
               "median": median, "ratios": ratios, "runs": runs}
     with open(args.json, "w") as f:
         json.dump(report, f, indent=2)
