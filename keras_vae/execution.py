@@ -157,7 +157,7 @@ class InGraphFit:
         self.execution, self.stream = execution, stream
         # No AutoGraph: the loop's control flow is explicit (tf.while_loop,
         # tf.cond), and converting the step's Python, Keras' optimizer
-        # included, took most of the first call's time.
+        # included, would cost the first call time for nothing.
         self._run_call = tf.function(self._call, autograph=False)
         self._draw = tf.function(self._draw_block, autograph=False)
         self._record = tf.function(self._record_sums, autograph=False)
@@ -187,7 +187,7 @@ class InGraphFit:
 
     def _fast_call(self, steps, block_size):
         """Fast mode: the steps compiled by XLA, their batches and noise drawn
-        outside it (Keras' seeded noise drawn inside XLA ran slowly). Three
+        outside it (Keras' seeded noise is slow to draw inside XLA). Three
         calls into TensorFlow: the XLA loop's is the model's own
         (`Execution.xla_loop`), which `warm_up` may have compiled already."""
         steps = tf.constant(steps)

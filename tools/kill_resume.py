@@ -40,14 +40,14 @@ TEMP_KERAS = re.compile(r"\.ckpt-(\d{9,})\.keras\.tmp-(\d+)\.keras")
 RESUMED = re.compile(r"^Resuming from .* at step (\d+)\.$", re.MULTILINE)
 
 
-def train_command(data_dir, run_dir, seed):
+def train_command(data_dir, run_dir, seed, fast=False):
     return [
         sys.executable, "-m", "keras_vae", "train", "--data-dir", data_dir,
         "--iters", str(ITERS), "--sample-every", str(EVERY),
         "--checkpoint-every", str(CHECKPOINT_EVERY),
         "--checkpoint-dir", os.path.join(run_dir, "checkpoints"),
         "--out", os.path.join(run_dir, "out"), "--seed", str(seed), "--verbose", "0",
-        "--save", os.path.join(run_dir, "final.keras"),
+        "--save", os.path.join(run_dir, "final.keras"), *(["--fast"] if fast else []),
     ]
 
 
@@ -201,16 +201,18 @@ def main(argv=None):
         "checkpoint, even ones for a checkpoint mid-write",
     )
     parser.add_argument("--seed", type=int, default=7, help="the training runs' seed")
+    parser.add_argument("--fast", action="store_true",
+                        help="train in fast mode (keras-vae train --fast), both runs")
     args = parser.parse_args(argv)
     root = tempfile.mkdtemp(prefix="keras-vae-kill-")
     reference, interrupted = os.path.join(root, "reference"), os.path.join(root, "interrupted")
     os.makedirs(interrupted)
     checkpoints, out = os.path.join(interrupted, "checkpoints"), os.path.join(interrupted, "out")
-    command = train_command(args.data_dir, interrupted, args.seed)
+    command = train_command(args.data_dir, interrupted, args.seed, args.fast)
 
     os.makedirs(reference)
     log = os.path.join(reference, "run.log")
-    status = run(train_command(args.data_dir, reference, args.seed), log)
+    status = run(train_command(args.data_dir, reference, args.seed, args.fast), log)
     if status != 0:
         print(f"the uninterrupted run failed (exit {status}):\n{tail(log)}")
         return 1

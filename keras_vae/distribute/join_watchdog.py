@@ -7,7 +7,7 @@ end it. So a small process of its own watches instead: if the wait is not
 over by the deadline, it names the workers that do not answer, and kills the
 waiting process (TensorFlow catches SIGTERM; SIGKILL is the signal it cannot).
 
-    python keras_vae/join_watchdog.py PID SECONDS NAME=HOST:PORT ...
+    python keras_vae/distribute/join_watchdog.py PID SECONDS NAME=HOST:PORT ...
 
 runs the watcher; `watch_join` starts it from the waiting process.
 """

@@ -19,9 +19,10 @@ TRAIN = ("train", "--verbose", "0", "--seed", "5")
 
 
 @pytest.mark.slow
-def test_kill_9_three_times_then_resume_is_bit_identical(synthetic_mnist_dir):
+@pytest.mark.parametrize("mode", [[], ["--fast"]], ids=["faithful", "fast"])
+def test_kill_9_three_times_then_resume_is_bit_identical(synthetic_mnist_dir, mode):
     run = subprocess.run(
-        [sys.executable, "tools/kill_resume.py", "--data-dir", str(synthetic_mnist_dir)],
+        [sys.executable, "tools/kill_resume.py", "--data-dir", str(synthetic_mnist_dir), *mode],
         capture_output=True, text=True, cwd=REPO, env=checkout_env(), timeout=900,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
