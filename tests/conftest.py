@@ -2,6 +2,7 @@
 whose meaning depends on real digits), and quiet TensorFlow logs."""
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -69,6 +70,17 @@ def run_keras_vae(*args, cwd=None, timeout=600):
         [sys.executable, "-m", "keras_vae", *map(str, args)],
         capture_output=True, text=True, cwd=cwd or REPO, env=checkout_env(), timeout=timeout,
     )
+
+
+def free_ports(count):
+    """`count` ports free on localhost now, as "PORT,PORT,...", for local clusters."""
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ",".join(map(str, ports))
 
 
 def make_batch(seed, n=64):

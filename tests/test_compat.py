@@ -10,7 +10,6 @@ keras_vae code that relies on it, so that the upgrade says what to fix.
 import contextlib
 import inspect
 import json
-import socket
 import subprocess
 import sys
 
@@ -22,7 +21,7 @@ import tensorflow as tf
 from keras_vae import _compat
 from keras_vae.execution import _stand_in_dataset
 from keras_vae.model import VAE
-from tests.conftest import REPO, checkout_env
+from tests.conftest import REPO, checkout_env, free_ports
 
 
 @contextlib.contextmanager
@@ -205,16 +204,6 @@ print(json.dumps({"multi_worker": strategy.extended._in_multi_worker_mode(),
 """
 
 
-def _free_ports(n):
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ",".join(map(str, ports))
-
-
 def _run_workers(*argvs):
     """Runs WORKER once per argv at once; returns each one's JSON, or fails
     with the stderr of the first that failed."""
@@ -252,7 +241,7 @@ def test_in_multi_worker_mode_is_true_for_a_cluster_of_two_workers():
     with _canary(IN_MULTI_WORKER_MODE.format(
             "a cluster of two workers (True)",
             ", or logs of shape (1,) no longer reduce to their scalar mean")):
-        ports = _free_ports(2)
+        ports = free_ports(2)
         for worker in _run_workers(("0", ports), ("1", ports)):
             assert worker == {"multi_worker": True, "keras": True, "loss": 0.5}, worker
 

@@ -1,6 +1,6 @@
 """`keras-vae download`: the four MNIST IDX files, checked against their SHA-256."""
 
-from keras_vae.training.config import DATASETS
+from keras_vae.data.sources import DATASETS
 
 
 def add_parser(commands):

@@ -4,7 +4,8 @@ from `RunConfig`'s fields."""
 import argparse
 import dataclasses
 
-from keras_vae.training.config import DATASETS, RunConfig
+from keras_vae.data.sources import DATASETS
+from keras_vae.training.config import INVOCATION, RUN, RunConfig
 
 
 def sample_counts(text):
@@ -37,9 +38,11 @@ def npz_path(text):
     return text
 
 
-def add_data_flags(parser, verb, default):
-    """--data-dir, and --dataset or --data (both into `dataset`): which images to `verb`."""
-    parser.add_argument("--data-dir", help=_help("data_dir"))
+def add_data_flags(parser, verb, default, data_dir=True):
+    """--data-dir (unless `data_dir` is False), and --dataset or --data (both
+    into `dataset`): which images to `verb`."""
+    if data_dir:
+        parser.add_argument("--data-dir", help=_help("data_dir"))
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--dataset", choices=DATASETS, help=f"the images to {verb} ({default})")
     which.add_argument(
@@ -50,13 +53,22 @@ def add_data_flags(parser, verb, default):
 
 
 def add_run_flags(parser):
-    """A flag for each field of `RunConfig` (`--data` too, for `dataset`)."""
+    """A flag for each field of `RunConfig` (`--data` too, for `dataset`), in
+    two groups: the run's settings and this command's."""
+    groups = {
+        RUN: parser.add_argument_group(
+            "the run", "recorded with its checkpoints: a resumed run takes those left out "
+            "from its record, and refuses one given otherwise"),
+        INVOCATION: parser.add_argument_group(
+            "this command", "may differ when a run resumes: a longer --iters extends it"),
+    }
     for field in dataclasses.fields(RunConfig):
+        group = groups[field.metadata["kind"]]
         if field.name == "dataset":
-            add_data_flags(parser, "train on", "default: mnist, or a resumed run's own")
-        elif field.metadata["flag"] and field.name != "data_dir":  # data_dir: with dataset
-            parser.add_argument(_flag(field.name), dest=field.name, default=field.default,
-                                help=field.metadata["help"], **field.metadata["argparse"])
+            add_data_flags(group, "train on", "default: mnist", data_dir=False)
+        elif field.metadata["flag"]:
+            group.add_argument(_flag(field.name), dest=field.name, default=field.default,
+                               help=field.metadata["help"], **field.metadata["argparse"])
 
 
 def run_config(args):

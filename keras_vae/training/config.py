@@ -18,7 +18,6 @@ import argparse
 import dataclasses
 import math
 
-from keras_vae.data.sources import DATASETS
 from keras_vae.distribute.strategies import KINDS as STRATEGIES
 
 RUN = "run"

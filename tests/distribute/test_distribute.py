@@ -9,7 +9,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, checkout_env
+from tests.conftest import REPO, checkout_env, free_ports
 from tests.distributed_run import reference_path
 from tests.distributed_step import FORMS
 
@@ -74,20 +74,10 @@ def test_a_strategy_of_one_replica_trains_on_load_mnist(synthetic_mnist_dir):
     assert int(model.optimizer.iterations.numpy()) == 10
 
 
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ",".join(map(str, ports))
-
-
 def _steps(out_dir, mode, workers=1):
     """Runs tests/distributed_step.py as `workers` processes; returns each one's
     {form: arrays}."""
-    ports = _free_ports(workers)
+    ports = free_ports(workers)
     runs = []
     for i in range(workers):
         (out_dir / str(i)).mkdir(parents=True)
@@ -236,7 +226,7 @@ STOCK_KERAS = textwrap.dedent(
 def test_keras_still_needs_the_multi_worker_workarounds():
     """Fails once Keras fixes what keras_vae._compat.logs_for_keras and
     _compat.StrategyBuildHook work around: then remove them."""
-    ports = _free_ports(2)
+    ports = free_ports(2)
     runs = [subprocess.Popen([sys.executable, "-c", STOCK_KERAS, str(i), ports],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              env=checkout_env(), cwd=REPO) for i in range(2)]
@@ -259,7 +249,7 @@ def test_two_workers_train_as_one_device_step_after_step(tmp_path, synthetic_mni
     (`_within_rounding`; measured: each ~4e-8 in relative norm, the 100
     losses within 1 ulp step by step)."""
     script = str(REPO / "tests" / "distributed_run.py")
-    ports = _free_ports(2)
+    ports = free_ports(2)
     runs = [subprocess.Popen([sys.executable, script, str(synthetic_mnist_dir),
                               str(tmp_path / f"{name}.npy"), *args],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -278,7 +268,7 @@ def test_two_workers_train_as_one_device_step_after_step(tmp_path, synthetic_mni
 
 def _workers(tmp_path, data_dir, *args, ports=None):
     """Runs `keras-vae train` as 2 localhost workers; returns both CompletedProcess-likes."""
-    ports = ports or _free_ports(2)
+    ports = ports or free_ports(2)
     workers = ",".join(f"localhost:{port}" for port in ports.split(","))
     runs = [subprocess.Popen(
         [sys.executable, "-m", "keras_vae", "train", "--data-dir", str(data_dir),
@@ -322,7 +312,7 @@ def test_a_checkpoint_dir_the_workers_do_not_share_is_refused(tmp_path, syntheti
                         "--checkpoint-dir", tmp_path / "chief", "--out", tmp_path / "out0",
                         cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-2000:]
-    ports = _free_ports(2)
+    ports = free_ports(2)
     workers = ",".join(f"localhost:{port}" for port in ports.split(","))
     runs = [subprocess.Popen(
         [sys.executable, "-m", "keras_vae", "train", "--data-dir", str(synthetic_mnist_dir),
@@ -409,7 +399,7 @@ def test_stopped_and_lost_workers_stop_the_others_clearly_and_all_resume(
     import signal
     import time
 
-    ports = _free_ports(2)
+    ports = free_ports(2)
     workers = ",".join(f"localhost:{port}" for port in ports.split(","))
     checkpoints = tmp_path / "ck"
 
@@ -469,8 +459,8 @@ def test_a_worker_that_never_joins_is_named_within_the_join_timeout(tmp_path):
     # worker: both stop at the deadline.
     import json
 
-    silent, = _free_ports(1).split(",")
-    mine = _free_ports(2).split(",")
+    silent, = free_ports(1).split(",")
+    mine = free_ports(2).split(",")
     with socket.socket() as impostor:
         impostor.bind(("localhost", 0))
         impostor.listen()

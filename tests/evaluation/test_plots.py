@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import keras_vae
+from keras_vae import parity
 from keras_vae.evaluation import plots
 from keras_vae.data.idx import read_mnist, scale_pixels
 
@@ -58,7 +59,42 @@ def tile(canvas, row, col):
 
 
 def assert_drawn(grey, expected):
+    # A PNG stores the nearest of 256 greys: within 0.5/255 (+1e-6 for the
+    # float32 of reading it back) of the values drawn.
     np.testing.assert_allclose(grey, expected, rtol=0, atol=plots.PNG_TOLERANCE)
+
+
+# float32's unit roundoff: one rounding errs by at most U times the value.
+U = 2.0**-24
+
+
+def encode64(model, x):
+    """z_mu of `x` in float64 NumPy from the formulas, with `model`'s weights."""
+    w = {k: v.astype(np.float64) for k, v in parity.get_tf1_weights(model).items()}
+    h = np.maximum(np.asarray(x, np.float64) @ w["Q_W1"] + w["Q_b1"], 0)
+    return h @ w["Q_W2_mu"] + w["Q_b2_mu"]
+
+
+def decode64(model, z):
+    """P(X|z)'s probabilities in float64 NumPy from the formulas."""
+    w = {k: v.astype(np.float64) for k, v in parity.get_tf1_weights(model).items()}
+    h = np.maximum(np.asarray(z, np.float64) @ w["P_W1"] + w["P_b1"], 0)
+    return 1 / (1 + np.exp(-(h @ w["P_W2"] + w["P_b2"])))
+
+
+def assert_within_rounding(value, here, exact, name=""):
+    """`value` (computed by `plots`, maybe in another batch, so by other
+    kernels) is `exact` (in float64) but for float32 rounding, as `here`
+    (the same quantity computed here) is. `here`'s error, in norm, is checked
+    to be rounding (~1e-7 relative; other weights or inputs are ~1e-2 away);
+    the same sums in another order err by as much (0.6x to 1.2x measured,
+    tests/distribute/test_distribute.py's `_within_rounding`): 4x, and 16 U of
+    the value for an error small by chance."""
+    scale = np.linalg.norm(exact)
+    error_here = np.linalg.norm(np.asarray(here, np.float64) - exact)
+    assert error_here <= 2**-16 * scale, (name, "here", error_here / scale)
+    error = np.linalg.norm(np.asarray(value, np.float64) - exact)
+    assert error <= 4 * error_here + 16 * U * scale, (name, error / scale, error_here / scale)
 
 
 def test_reconstructions_show_the_inputs_above_their_reconstructions(model, mnist, tmp_path):
@@ -69,10 +105,13 @@ def test_reconstructions_show_the_inputs_above_their_reconstructions(model, mnis
     grey = read_grey(path)
     assert grey.shape == canvas.shape == (2 * SIDE + 2, 10 * SIDE + 9 * 2) == (58, 298)
     assert_drawn(grey, canvas)
-    reconstructed = numpy(model.reconstruct(images))
+    # The canvas holds the inputs as they are, and their reconstructions.
+    drawn = np.stack([tile(canvas, 1, j) for j in range(10)])
+    exact = decode64(model, encode64(model, images))
+    assert_within_rounding(drawn, numpy(model.reconstruct(images)), exact)
     for j in range(10):
+        np.testing.assert_array_equal(tile(canvas, 0, j), images[j])
         assert_drawn(tile(grey, 0, j), images[j])
-        assert_drawn(tile(grey, 1, j), reconstructed[j])
     assert_drawn(grey[SIDE:SIDE + 2], plots.SEPARATOR_GREY)  # between the rows
     assert np.ptp(grey) > 0.5
     assert sorted(p.name for p in path.parent.iterdir()) == ["reconstructions.png"]
@@ -102,20 +141,24 @@ def test_interpolation_walks_in_z_from_one_code_to_the_other(model5, mnist, tmp_
     z_first = numpy(model5.encode(first[None])[0])
     z_second = numpy(model5.encode(second[None])[0])
     assert decoded.shape == (10, 784)
-    for k in range(10):
-        t = np.float32(k / 9)
-        expected = numpy(model5.decode((1 - t) * z_first + t * z_second)[0])[0]
-        np.testing.assert_allclose(decoded[k], expected, rtol=0, atol=1e-6)
+    # Each point of the walk decoded alone here, in a batch of 10 there, and
+    # in float64 from the images: the same but for float32 rounding.
+    t = np.float32(np.arange(10) / 9)[:, None]
+    expected = np.concatenate([numpy(model5.decode((1 - t[k]) * z_first + t[k] * z_second)[0])
+                               for k in range(10)])
+    exact_first, exact_second = encode64(model5, [first, second])
+    exact = decode64(model5, (1 - t) * exact_first + t * exact_second)
+    assert_within_rounding(decoded, expected, exact, "walk")
     ends = numpy(model5.decode(np.concatenate([z_first, z_second]))[0])
-    np.testing.assert_allclose(decoded[[0, -1]], ends, rtol=0, atol=1e-6)
+    assert_within_rounding(decoded[[0, -1]], ends, exact[[0, -1]], "ends")
 
     grey = read_grey(tmp_path / "i.png")
     assert grey.shape == canvas.shape == (SIDE, 10 * SIDE + 9 * 2)
-    assert_drawn(tile(grey, 0, 0), ends[0])
-    assert_drawn(tile(grey, 0, 9), ends[1])
+    assert_drawn(grey, canvas)
+    for k in range(10):
+        np.testing.assert_array_equal(tile(canvas, 0, k), decoded[k])
     for k in range(1, 9):
-        assert_drawn(tile(grey, 0, k), decoded[k])
-        for end in ends:
+        for end in decoded[[0, -1]]:
             assert np.abs(tile(grey, 0, k) - end).max() > 2 / 255
     assert np.ptp(grey) > 0.5
 
@@ -131,9 +174,12 @@ def test_manifold_decodes_the_prior_quantiles_with_z1_growing_upwards(model, tmp
     corners = {(0, 0): (q[0], q[-1]), (0, n - 1): (q[-1], q[-1]),
                (n - 1, 0): (q[0], q[0]), (n - 1, n - 1): (q[-1], q[0]),
                (2, 2): (0.0, 0.0)}
-    for (row, col), z in corners.items():
-        expected = numpy(model.decode(np.array([z], np.float32))[0])[0]
-        assert_drawn(tile(grey, row, col), expected)
+    # Each corner's tile: decoded in a batch of 25 there, alone here, and in
+    # float64: the same but for float32 rounding.
+    z = np.array(list(corners.values()), np.float32)
+    here = np.concatenate([numpy(model.decode(z[i:i + 1])[0]) for i in range(len(z))])
+    drawn = np.stack([tile(canvas, row, col) for row, col in corners])
+    assert_within_rounding(drawn, here, decode64(model, z))
     tiles = [tile(grey, i, j) for i in range(n) for j in range(n)]
     for a in range(len(tiles)):
         for b in range(a):
@@ -186,16 +232,25 @@ def test_latent_of_a_5d_model_is_its_principal_components_one_colour_per_label(
     z_mu = numpy(model5.encode(images)[0])
     centred = z_mu - z_mu.mean(axis=0)
     assert points.shape == (200, 2)
-    np.testing.assert_allclose(points.mean(axis=0), 0, atol=1e-5)
+    # The principal components in float32, of n = 200 means in d = 5
+    # dimensions: the sums of n terms (the mean subtracted, the variances)
+    # and a backward-stable SVD each err by ~(n + d) U of the values'
+    # spread, and the projections by d U: 4 (n + d) U (measured: < 1 U).
+    rounding = 4 * (len(points) + 5) * U
+    # Centred: the mean, of values up to max |z_mu|, subtracted in each of d
+    # coordinates.
+    np.testing.assert_allclose(points.mean(axis=0), 0,
+                               atol=rounding * np.sqrt(5) * np.abs(z_mu).max())
     variance = points.var(axis=0)
     assert variance[0] >= variance[1] > 0
-    np.testing.assert_allclose(np.cov(points.T)[0, 1], 0, atol=1e-5 * variance[0])
+    np.testing.assert_allclose(np.cov(points.T)[0, 1], 0, atol=rounding * variance[0])
     # The first component holds the most variance of any direction.
     directions = np.random.default_rng(0).standard_normal((100, 5))
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)
-    assert (centred @ directions.T).var(axis=0).max() <= variance[0] * (1 + 1e-5)
+    assert (centred @ directions.T).var(axis=0).max() <= variance[0] * (1 + rounding)
     # And the two components are projections: lengths do not grow.
-    assert (np.linalg.norm(points, axis=1) <= np.linalg.norm(centred, axis=1) + 1e-5).all()
+    assert (np.linalg.norm(points, axis=1)
+            <= np.linalg.norm(centred, axis=1) * (1 + rounding)).all()
 
 
 @pytest.mark.slow
@@ -215,7 +270,7 @@ def test_latent_draws_exactly_the_colours_of_the_labels_present(model5, mnist, t
 def test_latent_of_a_2d_model_is_its_means(model, mnist, tmp_path):
     images, labels = mnist
     points, _ = plots.latent(model, images, labels, tmp_path / "l.png")
-    np.testing.assert_allclose(points, numpy(model.encode(images)[0]), rtol=0, atol=1e-6)
+    assert_within_rounding(points, numpy(model.encode(images)[0]), encode64(model, images))
 
 
 def test_latent_of_a_1d_model_is_its_mean_against_the_label(mnist, tmp_path):
@@ -223,7 +278,8 @@ def test_latent_of_a_1d_model_is_its_mean_against_the_label(mnist, tmp_path):
     model = vae(z_dim=1)
     points, _ = plots.latent(model, images, labels, tmp_path / "l.png")
     np.testing.assert_array_equal(points[:, 0], labels)
-    np.testing.assert_allclose(points[:, 1], numpy(model.encode(images)[0])[:, 0], atol=1e-6)
+    assert_within_rounding(points[:, 1], numpy(model.encode(images)[0])[:, 0],
+                           encode64(model, images)[:, 0])
 
 
 METRICS_CSV = """step,loss,recon_loss,kl_loss,test_neg_elbo

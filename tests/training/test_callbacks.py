@@ -52,6 +52,7 @@ def test_same_seed_same_grid_other_seed_other_grid(tmp_path):
     for name, seed in (("a", 1), ("b", 1), ("c", 2)):
         _fit(tmp_path / name, steps=1, every=1, seed=seed)
     read = lambda name: matplotlib.image.imread(tmp_path / name / "000.png")  # noqa: E731
+    # The same computations, kernels and noise in one process: the same picture.
     np.testing.assert_array_equal(read("a"), read("b"))
     assert not np.array_equal(read("a"), read("c"))
 
