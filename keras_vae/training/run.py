@@ -101,6 +101,8 @@ def train(config=None, *, callbacks=(), strategy=None, **settings):
     _check_invocation(config, place)
     resumed = _load_checkpoint(config, place)
     config, start = _run_settings(config, resumed, place)
+    if resumed is None and place.chief:
+        _clear_or_refuse_grids(config.out, config.overwrite)
     if config.log_dir is not None and place.chief:
         try:
             prepare_log_dir(config.log_dir, start, config.overwrite)
@@ -112,11 +114,12 @@ def train(config=None, *, callbacks=(), strategy=None, **settings):
         print(f"Resuming from {resumed[0].model_path} at step {start}.", flush=True)
     if start >= config.iters:
         print(f"The run is at step {start} already (--iters {config.iters}): nothing to train.")
-        return Outcome("completed", start, None if resumed is None else resumed[1])
-    model, data, grid = _model_data_and_grid(config, resumed, start, place)
-    tf.config.experimental.enable_op_determinism()
-    outcome = _fit(model, data, config, start, grid, place, callbacks)
-    if outcome.status == "completed" and place.chief:
+        outcome = Outcome("completed", start, None if resumed is None else resumed[1])
+    else:
+        model, data, grid = _model_data_and_grid(config, resumed, start, place)
+        tf.config.experimental.enable_op_determinism()
+        outcome = _fit(model, data, config, start, grid, place, callbacks)
+    if outcome.status == "completed" and outcome.model is not None and place.chief:
         _save_and_export(outcome.model, config)
     return outcome
 
@@ -176,8 +179,6 @@ def _run_settings(config, resumed, place):
 
 def _fresh_settings(config, place):
     """A fresh run's settings: those given, else the defaults (a seed drawn)."""
-    if place.chief:
-        _clear_or_refuse_grids(config.out, config.overwrite)
     if config.seed is None and place.multi_worker:
         raise UsageError("--strategy multi-worker needs --seed on a fresh run: every "
                          "worker must draw the same batches and noise.")

@@ -118,6 +118,30 @@ def test_a_resumed_run_refuses_other_knobs(runs, synthetic_mnist_dir):
     assert list_checkpoints(str(tmp_path / "ck"))[-1][0] == 300  # untouched
 
 
+@pytest.mark.slow
+def test_a_finished_run_asked_again_saves_its_model_without_its_settings(runs,
+                                                                       synthetic_mnist_dir):
+    tmp_path, _, _ = runs
+    run = run_keras_vae("train", "--data-dir", synthetic_mnist_dir, "--checkpoint-dir",
+                        tmp_path / "ck", "--iters", 300, "--out", tmp_path / "again",
+                        "--verbose", 0, "--save", tmp_path / "again.keras")
+    assert run.returncode == 0, run.stderr[-1000:]
+    assert "nothing to train" in run.stdout
+    model = load_model(tmp_path / "again.keras")  # the run's own settings, from its record
+    assert (model.z_dim, model.beta, model.trained_with["seed"]) == (4, 0.5, 3)
+
+
+def test_a_refused_setting_removes_no_grid(tmp_path, synthetic_mnist_dir):
+    from keras_vae.training.run import UsageError, train
+
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "000.png").write_bytes(b"a grid")
+    with pytest.raises(UsageError, match="a multiple of --sample-every"):
+        train(iters=10, data_dir=str(synthetic_mnist_dir), out=str(tmp_path / "out"),
+              overwrite=True, sample_every=50, eval_every=75, log_dir=str(tmp_path / "logs"))
+    assert (tmp_path / "out" / "000.png").read_bytes() == b"a grid"
+
+
 @pytest.mark.parametrize("flags, message", [
     (("--eval-every", 100), "--eval-every 100 needs --log-dir"),
     (("--log-dir", "L", "--eval-every", 75), "a multiple of --sample-every (50)"),
