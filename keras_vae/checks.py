@@ -1,6 +1,7 @@
 """Checks of what users pass in: counts, the KL weight, and the batches a step gets."""
 
 import numpy as np
+import tensorflow as tf
 
 
 def check_count(name, value, minimum=1):
@@ -28,8 +29,6 @@ def checked_images(x, noise, x_dim, z_dim):
     [0, 1], no NaN) at run time, by the returned op, which the step's ops
     wait for: nothing of a step runs on images that fail it.
     """
-    import tensorflow as tf
-
     if not x.dtype.is_floating:
         raise ValueError(
             f"Expected float images in [0, 1]. Received: x.dtype={x.dtype.name}. "

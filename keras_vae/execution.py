@@ -29,6 +29,9 @@ import tensorflow as tf
 from keras_vae import _compat
 from keras_vae.data.batches import MnistBatches, as_dataset
 
+_NOT_FAST = ("warm_up compiles fast mode's loop, which this model does not run: compile it "
+             "with model.compile(fast=True) first.")
+
 
 class Execution:
     """A compiled VAE's way of running `fit`: its in-graph loop for the
@@ -88,8 +91,7 @@ class Execution:
     def warm_up(self, batch_size):
         """Compiles fast mode's XLA loop for batches of `batch_size`; see `warm_up`."""
         if not self.fast:
-            raise ValueError("warm_up compiles fast mode's loop, which this model does not "
-                             "run: compile it with model.compile(fast=True) first.")
+            raise ValueError(_NOT_FAST)
         model = self.model
         model.optimizer.build(model.trainable_variables)
         size = int(model.steps_per_execution)
@@ -105,9 +107,8 @@ def warm_up(model, batch_size):
     `model.steps_per_execution` batches (it compiles that shape then).
     """
     execution = getattr(model, "execution", None)
-    if execution is None:
-        raise ValueError("warm_up compiles fast mode's loop, which this model does not "
-                         "run: compile it with model.compile(fast=True) first.")
+    if execution is None:  # not compiled
+        raise ValueError(_NOT_FAST)
     execution.warm_up(batch_size)
 
 

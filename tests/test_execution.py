@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_vae.training.callbacks import Checkpointer, SampleGrid
-from keras_vae.data.batches import load_mnist
 from keras_vae import execution
+from keras_vae.data.batches import load_mnist
 from keras_vae.execution import call_sizes
 from keras_vae.model import VAE
+from keras_vae.training.callbacks import Checkpointer, SampleGrid
 from tests.conftest import REPO, checkout_env, run_keras_vae
 from tests.mnist_files import FILES, idx_bytes, write_gz
 

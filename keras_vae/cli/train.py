@@ -36,18 +36,20 @@ def run(args):
               file=sys.stderr)
         return 1
     if outcome.status == "interrupted":
+        chief = strategy is None or is_chief(strategy)
         print(f"keras-vae train: stopped by {signal.Signals(outcome.signal).name} after step "
-              f"{outcome.step}. {_where(outcome, config, strategy, is_chief)}", file=sys.stderr)
+              f"{outcome.step}. {_where(outcome, config, chief)}", file=sys.stderr)
         return 128 + outcome.signal
     return 0
 
 
-def _where(outcome, config, strategy, is_chief):
-    """What an interrupted run kept, and how to resume it."""
+def _where(outcome, config, chief):
+    """What an interrupted run kept, and how to resume it (`chief`: whether
+    this process writes the run's files)."""
     again = ("run the same command again"
              f"{' on every worker' if config.strategy == 'multi-worker' else ''} to resume.")
     if outcome.checkpoint:
         return f"Checkpoint written to {outcome.checkpoint}; {again}"
-    if config.checkpoint_dir and not (strategy is None or is_chief(strategy)):
+    if config.checkpoint_dir and not chief:
         return f"The chief writes the checkpoints; {again}"
     return "Nothing was saved: give --checkpoint-dir to make a run resumable."

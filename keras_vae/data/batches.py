@@ -173,7 +173,11 @@ class MnistBatches:
 
     def __getattr__(self, name):
         # Only names not found on this object: tf.data's methods and properties.
-        return getattr(self.dataset, name)
+        # Read from __dict__: an object being copied has no `dataset` yet.
+        dataset = self.__dict__.get("dataset")
+        if dataset is None:
+            raise AttributeError(name)
+        return getattr(dataset, name)
 
     def __repr__(self):
         return f"<MnistBatches in_graph={self.stream is not None} dataset={self.dataset!r}>"

@@ -18,8 +18,8 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from keras_vae.losses import kl_divergence, reconstruction_loss
 from keras_vae.data.stream import bernoulli_pixels
+from keras_vae.losses import kl_divergence, reconstruction_loss
 
 # Draws decoded at once per image batch: bounds the memory of large k
 # (batch x draws x 784 logits).

@@ -10,8 +10,8 @@ import os
 import keras
 import tensorflow as tf
 
-from keras_vae.saving.atomic import atomic_path
 from keras_vae.saving import formats
+from keras_vae.saving.atomic import atomic_path
 from keras_vae.version import __version__
 
 METADATA = os.path.join("assets.extra", "keras_vae.json")

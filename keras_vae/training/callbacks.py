@@ -9,9 +9,9 @@ import warnings
 import keras
 import numpy as np
 
-from keras_vae.training.checkpoints import save_checkpoint
 from keras_vae.checks import check_count
 from keras_vae.evaluation.grid import GridPainter
+from keras_vae.training.checkpoints import save_checkpoint
 
 SAMPLES = 16  # per grid, as in the original's 4x4 plot
 

@@ -17,8 +17,8 @@ import zipfile
 
 import numpy as np
 
-from keras_vae.saving.atomic import atomic_path, sha256
 from keras_vae.saving import formats
+from keras_vae.saving.atomic import atomic_path, sha256
 from keras_vae.saving.formats import FormatVersionError, check_format_version
 from keras_vae.saving.keras_file import load_model, save_model
 

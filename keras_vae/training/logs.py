@@ -11,12 +11,12 @@ import numpy as np
 import tensorflow as tf
 
 from keras_vae import _compat
-from keras_vae.saving.atomic import atomic_path
 from keras_vae.checks import check_count
 from keras_vae.evaluation.estimates import per_image
 from keras_vae.evaluation.grid import image_shape
 from keras_vae.evaluation.plots import METRICS_COLUMNS, METRICS_CSV
 from keras_vae.evaluation.tiles import tile
+from keras_vae.saving.atomic import atomic_path
 
 # The name of the file `prepare_log_dir` writes before renaming it: without
 # "tfevents", so TensorBoard (and the next `prepare_log_dir`) skip it.

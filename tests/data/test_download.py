@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from keras_vae.data import download
-from keras_vae.saving.atomic import sha256
 from keras_vae.data.batches import load_mnist
 from keras_vae.data.idx import DataError, read_mnist, scale_pixels
+from keras_vae.saving.atomic import sha256
 from tests.conftest import run_keras_vae
 from tests.mnist_files import FILES
 

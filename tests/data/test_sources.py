@@ -6,12 +6,12 @@ import pytest
 import tensorflow as tf
 
 from keras_vae.data import download
-from keras_vae.saving.atomic import sha256
 from keras_vae.data.batches import load_mnist
 from keras_vae.data.idx import DataError, read_mnist, scale_pixels
 from keras_vae.data.sources import DATASETS, read_images
-from tests.mnist_files import FILES
+from keras_vae.saving.atomic import sha256
 from tests.data.test_download import serving
+from tests.mnist_files import FILES
 
 
 def _pixels(dataset):
@@ -141,3 +141,14 @@ def test_binarization_is_keyed_by_seed_and_step(synthetic_mnist_dir):
     stream.start()
     block = tf.function(stream.next_block)(tf.constant(20)).numpy()
     assert np.array_equal(block, np.stack(resumed))
+
+
+def test_mnist_batches_are_used_as_their_dataset_and_copy(synthetic_mnist_dir):
+    import copy
+
+    batches = load_mnist(batch_size=8, data_dir=synthetic_mnist_dir, seed=1)
+    first = next(iter(batches))
+    assert batches.element_spec.shape.as_list() == [None, 784]  # tf.data's, handed over
+    assert np.array_equal(batches.take(1).get_single_element(), first)
+    copied = copy.copy(batches)  # no recursion through the attributes it hands over
+    assert copied.stream is batches.stream and copied.dataset is batches.dataset

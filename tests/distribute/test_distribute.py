@@ -26,8 +26,8 @@ SCRIPT = textwrap.dedent(
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration()] * 2
     )
-    from keras_vae.training.callbacks import SampleGrid
     from keras_vae.model import VAE
+    from keras_vae.training.callbacks import SampleGrid
 
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     with strategy.scope():

@@ -10,8 +10,8 @@ import tensorflow as tf
 
 from keras_vae import parity
 
-from keras_vae.evaluation import estimates as evaluation
 from keras_vae.data.batches import load_mnist
+from keras_vae.evaluation import estimates as evaluation
 from keras_vae.model import VAE
 from legacy_tf1.vae_tf1 import build_graph
 from tests.conftest import make_batch, run_keras_vae

@@ -11,8 +11,8 @@ import pytest
 
 import keras_vae
 from keras_vae import parity
-from keras_vae.evaluation import plots
 from keras_vae.data.idx import read_mnist, scale_pixels
+from keras_vae.evaluation import plots
 
 SIDE = 28
 

@@ -21,12 +21,12 @@ from keras_vae.saving import atomic
 
 from keras_vae.training import checkpoints
 
-from keras_vae.saving import saved_model as export
-from keras_vae.training.checkpoints import list_checkpoints, load_latest, save_checkpoint
-from keras_vae.saving.saved_model import export_saved_model
 from keras_vae.evaluation.grid import save_grid
 from keras_vae.model import VAE
+from keras_vae.saving import saved_model as export
 from keras_vae.saving.keras_file import load_model, save_model
+from keras_vae.saving.saved_model import export_saved_model
+from keras_vae.training.checkpoints import list_checkpoints, load_latest, save_checkpoint
 
 
 class Crash(Exception):

@@ -22,9 +22,9 @@ from keras_vae import _compat
 from keras_vae.losses import kl_divergence, reconstruction_loss
 from keras_vae.model import VAE  # registers the VAE with Keras
 from keras_vae.saving import formats
-from keras_vae.training.checkpoints import load_latest, save_checkpoint
-from keras_vae.saving.saved_model import export_saved_model
 from keras_vae.saving.formats import FORMAT_VERSION, FormatVersionError
+from keras_vae.saving.saved_model import export_saved_model
+from keras_vae.training.checkpoints import load_latest, save_checkpoint
 from tests.fixtures.make_fixtures import BATCH_SIZE, BIASES, images, one_more_step, state
 
 FORMAT1 = Path(__file__).parents[1] / "fixtures" / "format1"

@@ -7,9 +7,9 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from keras_vae.training.callbacks import SampleGrid
 from keras_vae.evaluation.grid import GridPainter, plot, save_grid
 from keras_vae.model import VAE
+from keras_vae.training.callbacks import SampleGrid
 
 
 def _fit(out_dir, steps, every, seed=3):

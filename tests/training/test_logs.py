@@ -13,8 +13,8 @@ import tensorflow as tf
 
 from keras_vae import SampleGrid, VAE, load_mnist
 from keras_vae.evaluation.estimates import evaluate
-from keras_vae.training.logs import TrainingLog, prepare_log_dir
 from keras_vae.saving.keras_file import load_model, save_model
+from keras_vae.training.logs import TrainingLog, prepare_log_dir
 
 EVERY, EVAL_EVERY = 50, 100
 U = 2.0**-24  # float32's unit roundoff: one rounding errs by at most U times the value

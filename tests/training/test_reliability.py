@@ -11,8 +11,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_vae.training.checkpoints import list_checkpoints, load_latest, save_checkpoint
 from keras_vae.model import VAE
+from keras_vae.training.checkpoints import list_checkpoints, load_latest, save_checkpoint
 from tests.conftest import REPO, checkout_env, run_keras_vae
 
 TRAIN = ("train", "--verbose", "0", "--seed", "5")

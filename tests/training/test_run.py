@@ -11,9 +11,9 @@ import pytest
 import tensorflow as tf
 
 import keras_vae
-from keras_vae.training.checkpoints import list_checkpoints
 from keras_vae.evaluation.plots import read_metrics
 from keras_vae.saving.keras_file import load_model
+from keras_vae.training.checkpoints import list_checkpoints
 from tests.conftest import run_keras_vae
 
 SMALL = ("--h-dim", 16, "--z-dim", 4, "--sample-every", 50, "--seed", 3, "--verbose", 0)
