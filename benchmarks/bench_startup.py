@@ -1,6 +1,13 @@
-"""What `keras-vae train --iters 1` spends beyond `import tensorflow`.
+"""How soon `keras-vae` answers, and what `keras-vae train --iters 1` spends
+beyond `import tensorflow`.
 
     python benchmarks/bench_startup.py --data-dir MNIST_data
+    python benchmarks/bench_startup.py --answers-only
+
+First the answers that need no TensorFlow: `keras-vae --help`, `keras-vae
+train --help` and a usage error (`train --iters x`), each run as the console
+script runs it (`python -m keras_vae_cli`), beside `python -c pass`, rounds
+rotated; the medians, and each beyond `pass`'s median.
 
 Whole commands, in turn, `--repeats` times, each from a cold start when this
 process may drop the page cache (root on Linux; otherwise warm, and said):
@@ -34,6 +41,13 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMMANDS = ("import", "train", "train-fast")
+# The answers: argv after `python`, and the exit status each gives.
+ANSWERS = {
+    "pass": (["-c", "pass"], 0),
+    "--help": (["-m", "keras_vae_cli", "--help"], 0),
+    "train --help": (["-m", "keras_vae_cli", "train", "--help"], 0),
+    "usage error": (["-m", "keras_vae_cli", "train", "--iters", "x"], 2),
+}
 
 
 def drop_caches():
@@ -57,12 +71,39 @@ print("imported", repr(time.time()), flush=True)
 def command(name, data_dir, out):
     if name == "import":
         return [sys.executable, "-c", MARKED + "import gc; gc.freeze()"]
-    argv = ["keras_vae", "train", "--iters", "1", "--seed", "0", "--data-dir", data_dir,
+    argv = ["keras-vae", "train", "--iters", "1", "--seed", "0", "--data-dir", data_dir,
             "--out", out, "--overwrite", "--verbose", "0",
             *(["--fast"] if name == "train-fast" else [])]
-    # What `python -m keras_vae ...` runs.
+    # What the `keras-vae` command runs.
     return [sys.executable, "-c", MARKED + f"import runpy, sys; sys.argv = {argv!r}; "
-            "runpy.run_module('keras_vae', run_name='__main__', alter_sys=True)"]
+            "runpy.run_module('keras_vae_cli', run_name='__main__', alter_sys=True)"]
+
+
+def answers(repeats, env):
+    """Seconds each of `ANSWERS` takes, `repeats` rounds, each round's order
+    rotated by one."""
+    times = {name: [] for name in ANSWERS}
+    names = list(ANSWERS)
+    for repeat in range(repeats):
+        for name in names[repeat % len(names):] + names[:repeat % len(names)]:
+            argv, status = ANSWERS[name]
+            start = time.perf_counter()
+            run = subprocess.run([sys.executable, *argv], capture_output=True, env=env, cwd=REPO)
+            times[name].append(time.perf_counter() - start)
+            if run.returncode != status:
+                raise RuntimeError(f"{name} exited {run.returncode}, not {status}: "
+                                   f"{run.stderr.decode()[-2000:]}")
+    return times
+
+
+def report_answers(times):
+    """Prints the answers' medians and each beyond `python -c pass`'s; returns them."""
+    median = {name: statistics.median(t) for name, t in times.items()}
+    print(f"answers, medians of {len(times['pass'])} (s), and beyond `python -c pass`:")
+    for name, seconds in median.items():
+        print(f"  {name:<14}{seconds:>7.3f} {seconds - median['pass']:>+7.3f}", flush=True)
+    return {name: {"median": seconds, "beyond_pass": seconds - median["pass"], "runs": times[name]}
+            for name, seconds in median.items()}
 
 
 def timed_run(argv, env):
@@ -130,7 +171,9 @@ def covered(spans):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", required=True, help="MNIST IDX files")
+    parser.add_argument("--data-dir", help="MNIST IDX files (all but --answers-only)")
+    parser.add_argument("--answers-only", action="store_true",
+                        help="only the answers that need no TensorFlow")
     parser.add_argument("--repeats", type=int, default=5, help="default: 5")
     parser.add_argument("--json", default="bench_startup.json",
                         help="where to write the figures")
@@ -138,10 +181,19 @@ def main(argv=None):
     args = parser.parse_args(argv)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
            "PYTHONPATH": os.pathsep.join(p for p in (REPO, os.environ.get("PYTHONPATH")) if p)}
-    with tempfile.TemporaryDirectory() as out:
-        if args.phases:
+    if args.answers_only:
+        answered = report_answers(answers(args.repeats, env))
+        with open(args.json, "w") as f:
+            json.dump({"answers": answered}, f, indent=2)
+        return 0
+    if not args.data_dir:
+        parser.error("--data-dir is required, except with --answers-only")
+    if args.phases:
+        with tempfile.TemporaryDirectory() as out:
             print(json.dumps(phases(args.data_dir, out, args.phases == "fast")))
-            return 0
+        return 0
+    answered = report_answers(answers(args.repeats, env))
+    with tempfile.TemporaryDirectory() as out:
         cold = drop_caches()
         times = {name: [] for name in COMMANDS}
         after = {name: [] for name in COMMANDS}  # from the end of the import to the exit
@@ -177,7 +229,7 @@ def main(argv=None):
     for name in names:
         print(f"  {name:<20}" + "".join(f"{breakdown[m].get(name, 0):>9.2f}" for m in breakdown))
     with open(args.json, "w") as f:
-        json.dump({"cold": cold, "repeats": args.repeats, "runs": times, "median": median,
+        json.dump({"answers": answered, "cold": cold, "repeats": args.repeats, "runs": times, "median": median,
                    "after_import": after, "median_after_import": median_after,
                    "beyond_import": beyond, "phases": breakdown}, f, indent=2)
     return 0

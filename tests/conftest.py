@@ -65,9 +65,10 @@ def checkout_env():
 
 
 def run_keras_vae(*args, cwd=None, timeout=600):
-    """Runs `python -m keras_vae ARGS` as a user would; returns the CompletedProcess."""
+    """Runs `keras-vae ARGS` as a user would (`python -m keras_vae_cli`, the
+    command's module); returns the CompletedProcess."""
     return subprocess.run(
-        [sys.executable, "-m", "keras_vae", *map(str, args)],
+        [sys.executable, "-m", "keras_vae_cli", *map(str, args)],
         capture_output=True, text=True, cwd=cwd or REPO, env=checkout_env(), timeout=timeout,
     )
 

@@ -29,11 +29,12 @@ def build_parser():
 
 
 def main(argv=None):
-    """Entry point of the `keras-vae` command; returns the exit status."""
-    args = build_parser().parse_args(argv)
-    # TensorFlow's C++ INFO and WARNING lines from here on; those of its import
-    # come before any code of this package can set it.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """Parses `argv` (default: the command line) and runs its subcommand; the exit status."""
+    return run(build_parser().parse_args(argv))
+
+
+def run(args):
+    """Runs the parsed subcommand `args`; the exit status, a bad input's error said in a line."""
     try:
         status = args.run(args)
     except (ValueError, OSError) as error:
@@ -58,10 +59,14 @@ def main(argv=None):
     return status or 0
 
 
-def command():
-    """The `keras-vae` command's entry point: `main`, then a quick exit."""
+def command(args=None):
+    """`main` (or `run` of the parsed `args`) for a process that exits next:
+    `python -m keras_vae`, and `keras_vae_cli`, the `keras-vae` command."""
+    # TensorFlow's C++ INFO and WARNING lines from here on (keras_vae_cli
+    # sets it before TensorFlow's import, `python -m keras_vae` cannot).
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        return main()
+        return run(args) if args is not None else main()
     finally:
         # The process ends here, its files written and closed. Python's last
         # garbage collection would walk every object TensorFlow's import made,
