@@ -48,6 +48,31 @@ class DataError(ValueError):
     """MNIST could not be read: a missing or corrupt file, or a bad split."""
 
 
+def require_directory(data_dir, fix=None):
+    """The absolute path of `data_dir`; an error if it names a file.
+
+    Without this check, a file given as `--data-dir` (say a `.txt` or `.npz`
+    file) is read as a directory and its missing IDX files are reported as
+    truncated or corrupt.
+
+    Args:
+        data_dir: str or `os.PathLike`, the directory of the IDX files.
+        fix: str, what to pass instead, for the error. Defaults to `None`:
+            the directory that holds the four files.
+
+    Raises:
+        DataError: `data_dir` is a file.
+    """
+    path = os.path.abspath(os.fspath(data_dir))
+    if os.path.isfile(path):
+        npz = " (a .npz file of images goes to --data instead)" if path.endswith(".npz") else ""
+        fix = fix or ("Pass the directory that holds the four MNIST IDX .gz files: "
+                      + ", ".join(IDX_FILES["train"] + IDX_FILES["test"]) + ".")
+        raise DataError(
+            f"--data-dir (data_dir=) names a file, not a directory: {path}.{npz} {fix}")
+    return path
+
+
 def read_idx(path):
     """Reads one gzip-compressed IDX file of MNIST.
 
@@ -149,14 +174,13 @@ def read_mnist(data_dir, split="train[5000:]"):
         A tuple `(images, labels)`: uint8 arrays `(N, 784)` and `(N,)`.
 
     Raises:
-        DataError: a file is missing or corrupt, holds no 28x28 images, the
-            two files disagree on the number of examples, or the split is
-            unknown.
+        DataError: `data_dir` is a file, a file is missing or corrupt, holds
+            no 28x28 images, the two files disagree on the number of
+            examples, or the split is unknown.
     """
     name, rows = parse_split(split)
-    images_path, labels_path = (
-        os.path.join(os.path.abspath(os.fspath(data_dir)), f) for f in IDX_FILES[name]
-    )
+    data_dir = require_directory(data_dir)
+    images_path, labels_path = (os.path.join(data_dir, f) for f in IDX_FILES[name])
     images = read_idx(images_path)
     if images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
         raise DataError(

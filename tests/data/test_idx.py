@@ -256,6 +256,16 @@ def test_missing_file(tmp_path):
     assert_data_error(lambda: load_mnist("test", data_dir=tmp_path), tmp_path / FILES["test_labels"])
 
 
+@pytest.mark.parametrize("name, hint", [("some_file.txt", False), ("mine.npz", True)])
+def test_a_file_given_as_the_directory_is_named(tmp_path, name, hint):
+    path = tmp_path / name
+    path.write_text("not a directory")
+    message = assert_data_error(lambda: read_mnist(path), path)
+    assert f"--data-dir (data_dir=) names a file, not a directory: {path}." in message
+    assert "truncated or corrupt" not in message
+    assert ("a .npz file of images goes to --data" in message) == hint
+
+
 def test_truncated_gzip(tmp_path):
     tiny_mnist(tmp_path, split="test")
     path = tmp_path / FILES["test_images"]

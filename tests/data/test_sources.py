@@ -9,8 +9,7 @@ from keras_vae.data import download
 from keras_vae.data.batches import load_mnist
 from keras_vae.data.idx import DataError, read_mnist, scale_pixels
 from keras_vae.data.sources import DATASETS, read_images
-from keras_vae.saving.atomic import sha256
-from tests.data.test_download import serving
+from tests.data.test_download import published_hashes, serving
 from tests.mnist_files import FILES
 
 
@@ -28,7 +27,7 @@ def test_fashion_mnist_reads_an_idx_directory_in_its_order(synthetic_mnist_dir):
 
 def test_fashion_mnist_downloads_with_its_own_hashes_and_directory(
         tmp_path, monkeypatch, synthetic_mnist_dir):
-    hashes = {name: sha256(synthetic_mnist_dir / name) for name in FILES.values()}
+    hashes = published_hashes(synthetic_mnist_dir)
     monkeypatch.setattr(download, "FASHION_MNIST_SHA256", hashes)
     monkeypatch.setattr(download, "FASHION_MNIST_DIR", str(tmp_path / "fashion"))
     monkeypatch.setattr(download, "DEFAULT_DIR", str(tmp_path / "mnist"))
