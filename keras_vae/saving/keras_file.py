@@ -1,6 +1,8 @@
 """`.keras` files written atomically and read back with a clear error."""
 
 import os
+import zipfile
+import zlib
 
 import keras
 
@@ -22,14 +24,17 @@ def save_model(model, path):
         model.save(tmp)
 
 
+# What to pass instead of a file that is not a model, for error messages.
+_FILE_FIX = ("Pass the .keras file written by `keras-vae train --save PATH` or "
+             "`model.save(PATH)`.")
+
+
 def load_model(path):
     """Loads a `VAE` saved by `save_model` or `model.save`, optimizer state included."""
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise ValueError(
-            f"No model file at {path}. Pass the .keras file written by "
-            "`keras-vae train --save PATH` or `model.save(PATH)`."
-        )
+        raise ValueError(f"No model file at {path}. {_FILE_FIX}")
+    _check_archive(path)
     try:
         model = keras.models.load_model(path)
     except Exception as error:  # Keras raises many kinds for a bad file
@@ -42,6 +47,41 @@ def load_model(path):
             f"{path} holds a {type(model).__name__}, not a keras_vae VAE."
         )
     return model
+
+
+def _check_archive(path):
+    """Refuses a `.keras` file that is not a whole zip archive with a model's
+    `config.json`, naming what is wrong.
+
+    Keras reports a file that is no zip archive as "File not found", and a
+    damaged one with zipfile's bare error: both are said here instead. The
+    archive is read through (a model's weights are a few megabytes) so that
+    a damaged member is found too.
+    """
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError):
+        why = "not a zip archive"
+    else:
+        with archive:
+            why = _archive_problem(archive)
+    if why:
+        raise ValueError(
+            f"Cannot load {path}: it is not a readable .keras file ({why}). It may be "
+            f"damaged or cut short, or not a Keras zip archive at all. {_FILE_FIX}")
+
+
+def _archive_problem(archive):
+    """What keeps the zip `archive` from being a `.keras` file; None if nothing."""
+    try:
+        damaged = archive.testzip()  # the first member whose CRC fails
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as error:
+        return f"its contents cannot be read: {error}"
+    if damaged:
+        return f"its member {damaged} fails its CRC check"
+    if "config.json" not in archive.namelist():
+        return "a zip archive without config.json"
+    return None
 
 
 def _cause(error):
