@@ -23,10 +23,14 @@ def add_parser(commands):
     parser.add_argument("--binarize", action=argparse.BooleanOptionalAction,
                         help="draw each pixel as Bernoulli(intensity) first (default: "
                         "as the model was trained)")
-    parser.add_argument("--seed", type=int, default=0, help="seeds every draw (default: 0)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="keys every draw, with each image's index in the split (default: 0)")
     parser.add_argument("--batch-size", type=positive_int, default=100,
-                        help="images at a time (default: 100)")
+                        help="images at a time; the estimates do not depend on it (default: 100)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--verbose", type=int, choices=(0, 1),
+                        help="0 silent, 1 progress bar (plain lines when stdout is not a "
+                        "terminal) (default: 1, or 0 with --json)")
     parser.set_defaults(run=run)
 
 
@@ -40,7 +44,7 @@ def run(args):
                       dataset=data_of(args, model))
     binarize = model.trained_with.get("binarize", False) if args.binarize is None else args.binarize
     result = evaluate(model, data, k=args.k, seed=args.seed, binarize=binarize,
-                      split=args.split, verbose=0 if args.json else 1)
+                      split=args.split, verbose=verbosity(args))
     if args.json:
         print(json.dumps(result))
         return
@@ -51,3 +55,10 @@ def run(args):
     for k, nll in result["nll"].items():
         print(f"  -log p(x), k = {k}: {nll:.3f} +- {result['nll_se'][k]:.3f} nats")
     print(f"  bits per dimension: {result['bits_per_dim']:.4f}")
+
+
+def verbosity(args):
+    """--verbose as given, else 1, or 0 with --json: one JSON object alone."""
+    if args.verbose is not None:
+        return args.verbose
+    return 0 if args.json else 1

@@ -1,16 +1,33 @@
 """Measuring a trained VAE: the negative ELBO, and the importance-weighted
 estimate of -log p(x) (Burda et al., 2016) for several numbers of samples.
 
-For an image x and k draws z_i ~ q(z|x), with the weights
-w_i = p(x|z_i) p(z_i) / q(z_i|x),
+For an image x and k draws z_j ~ q(z|x), with the weights
+w_j = p(x|z_j) p(z_j) / q(z_j|x),
 
-    -log p(x) ~= -log (1/k sum_i w_i),
+    -log p(x) ~= -log (1/k sum_j w_j),
 
-a bound that tightens as k grows; k = 1 is the ELBO's own estimate. The
-draws for smaller k are the first of those for the largest, so the estimates
-of one image are paired. All noise comes from `seed` through stateless ops:
-evaluating never touches the model's own seed generator, so it does not
-shift the noise of a training run it interrupts.
+a bound that tightens as k grows; k = 1 is the ELBO's own estimate.
+
+How the draws are keyed: every number drawn comes from `seed`, a purpose,
+and the image's index i in the split (its position in the evaluated data,
+counting across batches) alone. Image i has one stream per purpose: the
+numbers TF's stateless Philox kernel makes under the 64-bit key
+`numpy.random.SeedSequence([seed, purpose]).generate_state(1, np.uint64)`
+from the 128-bit counters whose high word is i and whose low word counts
+0, 1, 2, ..., four numbers per counter; its rows of `width` numbers, in
+order, are the image's draws:
+
+- the ELBO's noise: row 0 of the `ELBO` stream, z_dim standard normals;
+- importance draw j (from 0): row j of the `IMPORTANCE` stream, z_dim
+  standard normals;
+- the binarization: row 0 of the `BINARIZATION` stream, x_dim uniforms u,
+  pixel p on when u_p < x_p.
+
+So an estimate depends neither on the other k's, nor on the batch size, nor
+on how the draws are split into calls, and the draws of a smaller k are the
+first of a larger k's: the estimates of one image are paired. Evaluating
+never touches the model's own seed generator, so it does not shift the
+noise of a training run it interrupts.
 """
 
 import math
@@ -18,12 +35,20 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from keras_vae.data.stream import bernoulli_pixels
 from keras_vae.losses import kl_divergence, reconstruction_loss
+from keras_vae.progress import progress_bar
 
-# Draws decoded at once per image batch: bounds the memory of large k
-# (batch x draws x 784 logits).
-DRAWS_PER_CALL = 500
+# Draws decoded at once, over the images of a call: bounds the memory of
+# large k (draws x 784 logits). A call takes whole images while their draws
+# fit, else a run of one image's draws.
+DRAWS_PER_CALL = 50_000
+
+# The purposes, each its own streams.
+ELBO, IMPORTANCE, BINARIZATION = 1, 2, 3
+
+# Philox makes four 32-bit numbers per counter; TF's float32 kernels turn
+# them into four floats, in order.
+_PER_COUNTER = 4
 
 
 def evaluate(model, dataset, k=(1, 100, 5000), seed=0, binarize=False, split=None,
@@ -36,11 +61,12 @@ def evaluate(model, dataset, k=(1, 100, 5000), seed=0, binarize=False, split=Non
             [0, 1], one pass (e.g. `load_mnist("test", data_dir=...)`).
         k: ints, the numbers of importance samples. Defaults to
             `(1, 100, 5000)`.
-        seed: int, seeds every draw (and the binarization). Defaults to `0`.
+        seed: int >= 0, keys every draw (and the binarization) with each
+            image's index; see the module's docstring. Defaults to `0`.
         binarize: bool, draw each pixel as Bernoulli(intensity) first
             (dynamic binarization). Defaults to `False`.
         split: str or None, recorded in the result. Defaults to `None`.
-        verbose: int, 1 shows a progress bar. Defaults to `0`.
+        verbose: int, 0 silent, 1 a progress bar. Defaults to `0`.
 
     Returns:
         A dict: `split`, `images`, `neg_elbo`, `recon_loss`, `kl_loss`
@@ -71,24 +97,29 @@ def evaluate(model, dataset, k=(1, 100, 5000), seed=0, binarize=False, split=Non
 
 def per_image(model, dataset, ks, seed=0, binarize=False, verbose=0):
     """Each image's estimates, as float64 arrays over the images in order:
-    `"neg_elbo"`, `"recon_loss"`, `"kl_loss"`, and -log p(x) for each k of the
-    sorted `ks` (keyed by the int). What `evaluate` averages; the estimates
-    of one image are paired (the same first draws)."""
+    `"neg_elbo"`, `"recon_loss"`, `"kl_loss"`, and -log p(x) for each k of
+    `ks` (keyed by the int). What `evaluate` averages. Image i's values come
+    from its own draws, keyed by (`seed`, i) as the module's docstring says."""
+    ks = sorted({int(v) for v in ks})
     parts = {"neg_elbo": [], "recon_loss": [], "kl_loss": [], **{v: [] for v in ks}}
     progress = _progress(dataset, verbose)
-    for index, x in enumerate(dataset):
+    first = 0  # the split index of the batch's first image
+    for x in dataset:
         x = tf.convert_to_tensor(x, tf.float32)
         if x.shape[-1] != model.x_dim:
             raise ValueError(
                 f"The model takes images of {model.x_dim} pixels; these have "
                 f"{x.shape[-1]}. Evaluate on the data it was trained on.")
+        images = tf.range(first, first + x.shape[0], dtype=tf.int64)
+        first += x.shape[0]
         if binarize:
-            x = binarized(x, (seed, index))
-        recon, kl = _elbo_terms(model, x, _normal(tf.shape(x)[0], model.z_dim, (seed, index, 0)))
+            x = binarized(x, seed, images)
+        eps = draws(seed, ELBO, images, 0, 1, model.z_dim)[:, 0]  # (batch, z_dim)
+        recon, kl = _elbo_terms(model, x, eps)
         parts["recon_loss"].append(recon.numpy())
         parts["kl_loss"].append(kl.numpy())
         parts["neg_elbo"].append((recon + kl).numpy())
-        for v, nll in zip(ks, _nll(model, x, ks, (seed, index))):
+        for v, nll in zip(ks, _nll(model, x, images, ks, seed)):
             parts[v].append(nll)
         if progress:
             progress.add(1)
@@ -102,9 +133,45 @@ def standard_error(values):
     return float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else 0.0
 
 
-def binarized(x, seed):
-    """Each pixel drawn as Bernoulli(intensity), keyed by `seed` (ints)."""
-    return bernoulli_pixels(x, _seed(seed))
+def binarized(x, seed, images):
+    """Each pixel of `x` `(batch, x_dim)` drawn as Bernoulli(intensity): row
+    b is image `images[b]` of the split, drawn from its `BINARIZATION` stream
+    under `seed` (int)."""
+    u = draws(seed, BINARIZATION, images, 0, 1, x.shape[-1], tf.raw_ops.StatelessRandomUniformV2)
+    return tf.cast(u[:, 0] < x, x.dtype)
+
+
+def draws(seed, purpose, images, start, count, width, kernel=tf.raw_ops.StatelessRandomNormalV2):
+    """Rows `start` to `start + count - 1` of each image's stream for
+    `purpose` under `seed` (the module's docstring says which): float32
+    `(len(images), count, width)`. Standard normals, or with `kernel`
+    `tf.raw_ops.StatelessRandomUniformV2`, uniforms in [0, 1).
+
+    Args:
+        seed: int >= 0.
+        purpose: `ELBO`, `IMPORTANCE` or `BINARIZATION`.
+        images: int64 tensor `(n,)`, the images' indices in the split.
+        start, count, width: ints.
+    """
+    key = np.random.SeedSequence([int(seed), purpose]).generate_state(1, np.uint64)
+    return _stream_rows(tf.constant(key), images, tf.constant(start, tf.int64),
+                        tf.constant(count, tf.int64), width, kernel)
+
+
+@tf.function(reduce_retracing=True, autograph=False)  # no Python control flow to convert
+def _stream_rows(key, images, start, count, width, kernel):
+    """`draws`, from the stream's Philox `key` (uint64 `(1,)`): one kernel
+    call per image, its counter's high word the image's index."""
+    first = start * width // _PER_COUNTER  # the counter of the row's first number
+    skip = start * width - first * _PER_COUNTER  # numbers of that counter before it
+
+    def rows(image):  # (count, width)
+        counter = tf.cast(tf.stack([first, image]), tf.uint64)  # (low word, high word)
+        numbers = kernel(shape=tf.reshape(skip + count * width, [1]), key=key, counter=counter,
+                         alg=tf.random.Algorithm.PHILOX.value)
+        return tf.reshape(numbers[skip:], tf.stack([count, width]))
+
+    return tf.map_fn(rows, images, fn_output_signature=tf.float32)
 
 
 @tf.function(reduce_retracing=True, autograph=False)  # no Python control flow to convert
@@ -116,21 +183,28 @@ def _elbo_terms(model, x, eps):
     return reconstruction_loss(x, logits), kl_divergence(z_mu, z_logvar)
 
 
-def _nll(model, x, ks, seed):
-    """Per image, -log p(x) estimated with each k of `ks` (sorted), as arrays."""
+def _nll(model, x, images, ks, seed):
+    """Per image, -log p(x) estimated with each k of `ks` (sorted), as float64
+    arrays: from log sum_j w_j over the first k of the largest k's draws,
+    decoded at most `DRAWS_PER_CALL` at a time."""
     z_mu, z_logvar = model.encode(x)
-    total = None  # log sum_i w_i over the draws so far, (batch,)
-    estimates, done = [], 0
-    for chunk, size in enumerate(_chunks(ks)):
-        eps = _normal(tf.shape(x)[0] * size, model.z_dim, (*seed, 1 + chunk))
-        log_w = _log_weights(model, x, z_mu, z_logvar, tf.reshape(eps, [-1, size, model.z_dim]))
-        chunk_total = tf.reduce_logsumexp(log_w, axis=1)
-        total = chunk_total if total is None else tf.reduce_logsumexp(
-            tf.stack([total, chunk_total]), axis=0)
-        done += size
-        if done in ks:
-            estimates.append((math.log(done) - total).numpy().astype(np.float64))
-    return estimates
+    draws_per_call = min(ks[-1], DRAWS_PER_CALL)
+    images_per_call = max(1, DRAWS_PER_CALL // ks[-1])
+    sums = []  # per group of images: log sum_j w_j for each k, (images, len(ks))
+    for a in range(0, len(images), images_per_call):
+        group = slice(a, a + images_per_call)
+        partial = [[] for _ in ks]  # per k: log sum_j w_j of each call's draws j < k
+        for start in range(0, ks[-1], draws_per_call):
+            eps = draws(seed, IMPORTANCE, images[group], start,
+                        min(draws_per_call, ks[-1] - start), model.z_dim)
+            log_w = _log_weights(model, x[group], z_mu[group], z_logvar[group], eps)
+            for v, part in zip(ks, partial):
+                if start < v:
+                    part.append(tf.reduce_logsumexp(log_w[:, :v - start], axis=1))
+        sums.append(tf.stack([tf.reduce_logsumexp(tf.stack(part), axis=0)
+                              for part in partial], axis=1))
+    sums = tf.concat(sums, axis=0).numpy().astype(np.float64)
+    return [math.log(v) - sums[:, c] for c, v in enumerate(ks)]
 
 
 @tf.function(reduce_retracing=True, autograph=False)  # no Python control flow to convert
@@ -138,40 +212,19 @@ def _log_weights(model, x, z_mu, z_logvar, eps):
     """log w = log p(x|z) + log p(z) - log q(z|x) for draws z = mu + sigma * eps,
     `eps` `(batch, draws, z_dim)`; returns `(batch, draws)`. The log(2 pi)
     terms of p(z) and q(z|x) cancel."""
-    batch, draws = tf.shape(eps)[0], tf.shape(eps)[1]
+    batch, count = tf.shape(eps)[0], tf.shape(eps)[1]
     z = model.reparameterize(z_mu[:, None], z_logvar[:, None], eps)  # (batch, draws, z_dim)
-    _, logits = model.decode(tf.reshape(z, [batch * draws, -1]))
-    repeated = tf.repeat(x, draws, axis=0)  # each image once per draw
-    log_px_z = -tf.reshape(reconstruction_loss(repeated, logits), [batch, draws])
+    _, logits = model.decode(tf.reshape(z, [batch * count, -1]))
+    repeated = tf.repeat(x, count, axis=0)  # each image once per draw
+    log_px_z = -tf.reshape(reconstruction_loss(repeated, logits), [batch, count])
     log_pz = -0.5 * tf.reduce_sum(tf.square(z), axis=-1)
     log_qz_x = -0.5 * tf.reduce_sum(tf.square(eps) + z_logvar[:, None], axis=-1)
     return log_px_z + log_pz - log_qz_x
 
 
-def _chunks(ks):
-    """Sizes of the draws decoded at once: at most `DRAWS_PER_CALL`, ending at each k."""
-    sizes, done = [], 0
-    for v in ks:
-        while done < v:
-            sizes.append(min(DRAWS_PER_CALL, v - done))
-            done += sizes[-1]
-    return sizes
-
-
-def _normal(rows, z_dim, seed):
-    return tf.random.stateless_normal(tf.stack([rows, z_dim]), seed=_seed(seed))
-
-
-def _seed(parts):
-    """A stateless op's seed (two ints) from any tuple of ints, the same in every process."""
-    state = np.random.SeedSequence([int(p) for p in parts]).generate_state(2)
-    return tf.constant(state.astype(np.int64))
-
-
 def _progress(dataset, verbose):
     if not verbose:
         return None
-    import keras
-
     batches = int(dataset.cardinality()) if hasattr(dataset, "cardinality") else None
-    return keras.utils.Progbar(batches if batches and batches > 0 else None)
+    return progress_bar(batches if batches and batches > 0 else None, verbose,
+                        unit_name="batch")
