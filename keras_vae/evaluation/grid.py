@@ -1,6 +1,8 @@
-"""The original's `plot`: 16 samples as a 4x4 grid, saved as a PNG."""
+"""The original's `plot`: 16 samples as a 4x4 grid, saved as a PNG (or in
+the image format the file's extension names)."""
 
 import math
+import os
 
 import numpy as np
 from matplotlib import rcParams
@@ -13,6 +15,26 @@ from keras_vae.saving.atomic import atomic_path
 # zlib level 1 rather than Pillow's default 6: the same pixels, encoded
 # faster, in a file of about the same size.
 PNG_OPTIONS = {"compress_level": 1}
+
+# The formats a grid is written in, by the file's extension: matplotlib's
+# own (PNG, PDF, SVG) and Pillow's (JPEG, TIFF, WebP).
+IMAGE_FORMATS = ("png", "jpg", "jpeg", "tif", "tiff", "webp", "pdf", "svg")
+
+
+def image_format(path):
+    """The format that `path`'s extension names (any case), PNG without one.
+
+    Raises:
+        ValueError: the extension names no format of `IMAGE_FORMATS`.
+    """
+    extension = os.path.splitext(os.fspath(path))[1]
+    file_format = extension[1:].lower() or "png"
+    if file_format not in IMAGE_FORMATS:
+        raise ValueError(
+            f"--out (path=): cannot write an image as {extension}. Name the file with one of "
+            f"the extensions {', '.join('.' + f for f in IMAGE_FORMATS)}. "
+            f"Received: {os.fspath(path)}")
+    return file_format
 
 
 def image_shape(x_dim):
@@ -65,8 +87,10 @@ class GridPainter:
         self._layout = (len(samples), samples[0].size)
 
     def save(self, samples, path):
-        """Saves `plot(samples)` at `path`, the same PNG as `save_grid`'s:
-        the pixels of the original's `savefig(bbox_inches="tight")`."""
+        """Saves `plot(samples)` at `path`, the same picture as `save_grid`'s:
+        the pixels of the original's `savefig(bbox_inches="tight")`, in the
+        format `path`'s extension names (PNG without one)."""
+        file_format = image_format(path)
         if (len(samples), samples[0].size) != self._layout:
             self._build(samples)
         else:
@@ -75,13 +99,15 @@ class GridPainter:
                 image.set_data(sample.reshape(image_shape(sample.size)))
                 image.autoscale()  # as imshow scales fresh data: its min to its max
         # Written under a temporary name and renamed into place, so a crash
-        # mid-write never leaves a truncated PNG under the final name.
+        # mid-write never leaves a truncated image under the final name.
+        options = {"pil_kwargs": PNG_OPTIONS} if file_format == "png" else {}
         with atomic_path(path) as tmp:
-            self._figure.savefig(tmp, bbox_inches=self._bbox, format="png",
-                                 pil_kwargs=PNG_OPTIONS)
+            self._figure.savefig(tmp, bbox_inches=self._bbox, format=file_format,
+                                 **options)
 
 
 def save_grid(samples, path):
-    """Saves `plot(samples)` as a PNG at `path`: the original's picture,
-    cropped to the grid (savefig's `bbox_inches="tight"`), written atomically."""
+    """Saves `plot(samples)` at `path`: the original's picture, cropped to
+    the grid (savefig's `bbox_inches="tight"`), written atomically, in the
+    format the extension names (`IMAGE_FORMATS`; PNG without one)."""
     GridPainter().save(samples, path)
