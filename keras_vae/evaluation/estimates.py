@@ -10,18 +10,18 @@ a bound that tightens as k grows; k = 1 is the ELBO's own estimate.
 
 How the draws are keyed: every number drawn comes from `seed`, a purpose,
 and the image's index i in the split (its position in the evaluated data,
-counting across batches) alone. Image i has one stream per purpose: the
-numbers TF's stateless Philox kernel makes under the 64-bit key
+counting across batches) alone. A stream is the numbers TF's stateless
+Philox kernel makes under the 64-bit key
 `numpy.random.SeedSequence([seed, purpose]).generate_state(1, np.uint64)`
-from the 128-bit counters whose high word is i and whose low word counts
-0, 1, 2, ..., four numbers per counter; its rows of `width` numbers, in
-order, are the image's draws:
+from the 128-bit counters of high word h and low word 0, 1, 2, ..., four
+numbers per counter, read in rows of `width` numbers:
 
-- the ELBO's noise: row 0 of the `ELBO` stream, z_dim standard normals;
-- importance draw j (from 0): row j of the `IMPORTANCE` stream, z_dim
+- the ELBO's noise for image i: row i of the `ELBO` stream h = 0, z_dim
   standard normals;
-- the binarization: row 0 of the `BINARIZATION` stream, x_dim uniforms u,
-  pixel p on when u_p < x_p.
+- the binarization of image i: row i of the `BINARIZATION` stream h = 0,
+  x_dim uniforms u, pixel p on when u_p < x_p;
+- importance draw j (from 0) of image i: row j of the `IMPORTANCE` stream
+  h = i, z_dim standard normals.
 
 So an estimate depends neither on the other k's, nor on the batch size, nor
 on how the draws are split into calls, and the draws of a smaller k are the
@@ -98,8 +98,9 @@ def evaluate(model, dataset, k=(1, 100, 5000), seed=0, binarize=False, split=Non
 def per_image(model, dataset, ks, seed=0, binarize=False, verbose=0):
     """Each image's estimates, as float64 arrays over the images in order:
     `"neg_elbo"`, `"recon_loss"`, `"kl_loss"`, and -log p(x) for each k of
-    `ks` (keyed by the int). What `evaluate` averages. Image i's values come
-    from its own draws, keyed by (`seed`, i) as the module's docstring says."""
+    `ks` (keyed by the int; none for an empty `ks`). What `evaluate`
+    averages. Image i's values come from its own draws, keyed by (`seed`, i)
+    as the module's docstring says."""
     ks = sorted({int(v) for v in ks})
     parts = {"neg_elbo": [], "recon_loss": [], "kl_loss": [], **{v: [] for v in ks}}
     progress = _progress(dataset, verbose)
@@ -111,16 +112,17 @@ def per_image(model, dataset, ks, seed=0, binarize=False, verbose=0):
                 f"The model takes images of {model.x_dim} pixels; these have "
                 f"{x.shape[-1]}. Evaluate on the data it was trained on.")
         images = tf.range(first, first + x.shape[0], dtype=tf.int64)
-        first += x.shape[0]
         if binarize:
-            x = binarized(x, seed, images)
-        eps = draws(seed, ELBO, images, 0, 1, model.z_dim)[:, 0]  # (batch, z_dim)
+            x = binarized(x, seed, first)
+        eps = draws(seed, ELBO, [0], first, x.shape[0], model.z_dim)[0]  # (batch, z_dim)
+        first += x.shape[0]
         recon, kl = _elbo_terms(model, x, eps)
         parts["recon_loss"].append(recon.numpy())
         parts["kl_loss"].append(kl.numpy())
         parts["neg_elbo"].append((recon + kl).numpy())
-        for v, nll in zip(ks, _nll(model, x, images, ks, seed)):
-            parts[v].append(nll)
+        if ks:
+            for v, nll in zip(ks, _nll(model, x, images, ks, seed)):
+                parts[v].append(nll)
         if progress:
             progress.add(1)
     return {name: np.concatenate(values).astype(np.float64) if values else np.zeros(0)
@@ -133,45 +135,45 @@ def standard_error(values):
     return float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else 0.0
 
 
-def binarized(x, seed, images):
-    """Each pixel of `x` `(batch, x_dim)` drawn as Bernoulli(intensity): row
-    b is image `images[b]` of the split, drawn from its `BINARIZATION` stream
-    under `seed` (int)."""
-    u = draws(seed, BINARIZATION, images, 0, 1, x.shape[-1], tf.raw_ops.StatelessRandomUniformV2)
-    return tf.cast(u[:, 0] < x, x.dtype)
+def binarized(x, seed, first=0):
+    """Each pixel of `x` `(batch, x_dim)`, images `first` to `first + batch
+    - 1` of the split, drawn as Bernoulli(intensity) from their rows of the
+    `BINARIZATION` stream under `seed` (int)."""
+    u = draws(seed, BINARIZATION, [0], first, x.shape[0], x.shape[-1],
+              tf.raw_ops.StatelessRandomUniformV2)[0]
+    return tf.cast(u < x, x.dtype)
 
 
-def draws(seed, purpose, images, start, count, width, kernel=tf.raw_ops.StatelessRandomNormalV2):
-    """Rows `start` to `start + count - 1` of each image's stream for
-    `purpose` under `seed` (the module's docstring says which): float32
-    `(len(images), count, width)`. Standard normals, or with `kernel`
+def draws(seed, purpose, streams, start, count, width, kernel=tf.raw_ops.StatelessRandomNormalV2):
+    """Rows `start` to `start + count - 1` of the streams for `purpose` under
+    `seed` (the module's docstring says which): float32 `(len(streams),
+    count, width)`. Standard normals, or with `kernel`
     `tf.raw_ops.StatelessRandomUniformV2`, uniforms in [0, 1).
 
     Args:
         seed: int >= 0.
         purpose: `ELBO`, `IMPORTANCE` or `BINARIZATION`.
-        images: int64 tensor `(n,)`, the images' indices in the split.
+        streams: ints, or an int64 tensor `(n,)`: the streams' high words.
         start, count, width: ints.
     """
     key = np.random.SeedSequence([int(seed), purpose]).generate_state(1, np.uint64)
-    return _stream_rows(tf.constant(key), images, tf.constant(start, tf.int64),
-                        tf.constant(count, tf.int64), width, kernel)
+    return _stream_rows(tf.constant(key), tf.convert_to_tensor(streams, tf.int64),
+                        tf.constant(start, tf.int64), tf.constant(count, tf.int64), width, kernel)
 
 
 @tf.function(reduce_retracing=True, autograph=False)  # no Python control flow to convert
-def _stream_rows(key, images, start, count, width, kernel):
-    """`draws`, from the stream's Philox `key` (uint64 `(1,)`): one kernel
-    call per image, its counter's high word the image's index."""
+def _stream_rows(key, streams, start, count, width, kernel):
+    """`draws`, from the Philox `key` (uint64 `(1,)`): one kernel call per stream."""
     first = start * width // _PER_COUNTER  # the counter of the row's first number
     skip = start * width - first * _PER_COUNTER  # numbers of that counter before it
 
-    def rows(image):  # (count, width)
-        counter = tf.cast(tf.stack([first, image]), tf.uint64)  # (low word, high word)
+    def rows(stream):  # (count, width)
+        counter = tf.cast(tf.stack([first, stream]), tf.uint64)  # (low word, high word)
         numbers = kernel(shape=tf.reshape(skip + count * width, [1]), key=key, counter=counter,
                          alg=tf.random.Algorithm.PHILOX.value)
         return tf.reshape(numbers[skip:], tf.stack([count, width]))
 
-    return tf.map_fn(rows, images, fn_output_signature=tf.float32)
+    return tf.map_fn(rows, streams, fn_output_signature=tf.float32)
 
 
 @tf.function(reduce_retracing=True, autograph=False)  # no Python control flow to convert

@@ -35,6 +35,15 @@ def test_an_estimate_does_not_depend_on_the_other_ks(trained, synthetic_mnist_di
         _assert_within_rounding(values[100], alone[100], ks)
 
 
+def test_the_elbo_does_not_depend_on_the_ks(trained, synthetic_mnist_dir):
+    data = _test_images(synthetic_mnist_dir, 100)
+    alone = estimates.per_image(trained, data, [], seed=1)
+    assert set(alone) == {"neg_elbo", "recon_loss", "kl_loss"}
+    values = estimates.per_image(trained, data, [1, 100], seed=1)
+    for name in alone:
+        _assert_within_rounding(values[name], alone[name], name)
+
+
 @pytest.mark.parametrize("binarize", [False, True])
 def test_the_estimates_do_not_depend_on_the_batch_size(trained, synthetic_mnist_dir, binarize):
     """The ELBO's draw, the importance draws and (binarized) each pixel's draw
@@ -85,24 +94,25 @@ def test_the_draws_of_a_smaller_k_are_the_first_of_a_larger_ks(synthetic_mnist_d
     np.testing.assert_array_equal(draws[10], draws[100][:, :10])
 
 
-def test_draws_are_rows_of_each_images_stream():
-    """The same rows whether drawn alone, after others, or beside other
-    images, for widths that start a row inside Philox's groups of four."""
-    images = tf.constant([0, 3, 12345], tf.int64)
+@pytest.mark.parametrize("kernel", [tf.raw_ops.StatelessRandomNormalV2,
+                                    tf.raw_ops.StatelessRandomUniformV2])
+def test_a_streams_rows_are_the_same_however_they_are_drawn(kernel):
+    """Alone, after others, or beside other streams, for widths that start a
+    row inside Philox's groups of four numbers."""
+    streams = [0, 3, 12345]
     for width in (1, 3, 8):
-        full = estimates.draws(1, estimates.IMPORTANCE, images, 0, 20, width).numpy()
+        full = estimates.draws(1, estimates.IMPORTANCE, streams, 0, 20, width, kernel).numpy()
         assert full.shape == (3, 20, width)
+        for start, count in ((0, 5), (5, 9), (7, 13)):
+            np.testing.assert_array_equal(
+                estimates.draws(1, estimates.IMPORTANCE, streams, start, count, width, kernel),
+                full[:, start:start + count])
         np.testing.assert_array_equal(
-            estimates.draws(1, estimates.IMPORTANCE, images, 0, 5, width), full[:, :5])
-        np.testing.assert_array_equal(
-            estimates.draws(1, estimates.IMPORTANCE, images, 5, 9, width), full[:, 5:14])
-        np.testing.assert_array_equal(
-            estimates.draws(1, estimates.IMPORTANCE, images[1:], 0, 20, width), full[1:])
-        assert len(np.unique(full.reshape(-1))) == full.size  # no stream repeats another
+            estimates.draws(1, estimates.IMPORTANCE, streams[1:], 0, 20, width, kernel), full[1:])
+        assert len(np.unique(full)) == full.size  # no stream repeats another
 
 
-def test_each_purpose_and_seed_has_its_own_draws():
-    images = tf.range(4, dtype=tf.int64)
-    rows = [estimates.draws(seed, purpose, images, 0, 1, 8).numpy()
+def test_each_purpose_and_seed_has_its_own_streams():
+    rows = [estimates.draws(seed, purpose, [0, 1], 0, 4, 8).numpy()
             for seed in (0, 1) for purpose in (estimates.ELBO, estimates.IMPORTANCE)]
-    assert len(np.unique(np.concatenate(rows).reshape(-1))) == 4 * 4 * 8
+    assert len(np.unique(np.concatenate(rows))) == 4 * 2 * 4 * 8
