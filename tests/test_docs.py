@@ -14,7 +14,7 @@ How a page's blocks run (CONTRIBUTING.md says the same for writers):
   output, whole and in that order; other lines may come between (`...` marks
   where a page leaves some out). A number with a decimal point stands for any
   number (losses, timings), and a run of spaces for any run (columns); the
-  rest must match, whole numbers included. Paths under $HOME print as `~`.
+  rest must match, whole numbers included.
 - `<!-- not run: REASON -->` on the line before a block: it is not run. Each
   such block is listed in NOT_RUN below, with its reason.
 - Every fence names its language (```text for output, ```csv and the like for
@@ -272,7 +272,8 @@ def expected_output(block):
 
 
 SITECUSTOMIZE = '''\
-"""Docs tests only: keras_vae's downloads reach the stand-in mirror."""
+"""For the docs tests only: keras_vae's downloads reach the stand-in mirror,
+and its hashes stand in for the published ones."""
 import importlib.machinery, json, os, sys
 
 _MIRROR = json.loads(os.environ["KERAS_VAE_DOCS_MIRROR"])
@@ -280,15 +281,11 @@ _MIRROR = json.loads(os.environ["KERAS_VAE_DOCS_MIRROR"])
 
 def _stand_in(module):
     for name in ("MNIST_URL", "FASHION_MNIST_URL"):
-        getattr(module, name)
+        getattr(module, name)  # an AttributeError names a renamed one
         setattr(module, name, _MIRROR["url"])
-    for name, table in list(vars(module).items()):
-        if isinstance(table, dict) and sorted(table) == sorted(_MIRROR["gz"]):
-            # A table of the .gz files' hashes holds the published one of
-            # MNIST's or Fashion-MNIST's training images; else it is a table
-            # of the decompressed bytes' hashes.
-            kind = "gz" if table["train-images-idx3-ubyte.gz"] in _MIRROR["published_gz"] else "raw"
-            setattr(module, name, dict(_MIRROR[kind]))
+    for name, table in list(vars(module).items()):  # SHA256, FASHION_MNIST_SHA256
+        if isinstance(table, dict) and sorted(table) == sorted(_MIRROR["sha256"]):
+            setattr(module, name, dict(_MIRROR["sha256"]))
 
 
 class _Finder:
@@ -309,26 +306,21 @@ class _Finder:
 sys.meta_path.insert(0, _Finder())
 '''
 
-# The published SHA-256 of MNIST's and Fashion-MNIST's training images' .gz files.
-PUBLISHED_GZ = ("440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
-                "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84")
-
 
 @pytest.fixture(scope="module")
 def mirror(tmp_path_factory):
-    """The synthetic files, served on 127.0.0.1: (url, their hashes)."""
+    """The synthetic files, served on 127.0.0.1: (their directory, {"url": the
+    mirror's, "sha256": the SHA-256 of each file's contents, which the
+    download checks})."""
     files = write_synthetic_mnist(tmp_path_factory.mktemp("mirror"), n_test=100)
     handler = functools.partial(Quiet, directory=str(files))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    digests = {
+    yield files, {
         "url": f"http://127.0.0.1:{server.server_address[1]}/",
-        "gz": {n: hashlib.sha256((files / n).read_bytes()).hexdigest() for n in FILES.values()},
-        "raw": {n: hashlib.sha256(gzip.decompress((files / n).read_bytes())).hexdigest()
-                for n in FILES.values()},
-        "published_gz": PUBLISHED_GZ,
+        "sha256": {name: hashlib.sha256(gzip.decompress((files / name).read_bytes())).hexdigest()
+                   for name in FILES.values()},
     }
-    yield files, digests
     server.shutdown()
     server.server_close()
 
@@ -410,8 +402,12 @@ class PythonSession:
             output.append(line)
 
     def close(self):
-        self.process.stdin.close()
-        self.process.wait(timeout=60)
+        self.process.stdin.close()  # the driver's loop ends
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:  # a block still running: the test failed already
+            self.process.kill()
+            self.process.wait()
 
 
 def run_commands(block, cwd, env):
@@ -437,7 +433,6 @@ def test_every_block_of_the_page_runs_and_prints_what_it_shows(page, tmp_path, m
                 ok, output = python.run(block)
             else:
                 ok, output = run_commands(block, tmp_path, env)
-            output = output.replace(str(tmp_path), "~")
             assert ok, f"{block} failed:\n{output[-4000:]}"
             expected = expected_output(block)
             assert matches(expected, output), (
