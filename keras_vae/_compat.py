@@ -42,8 +42,9 @@ class ApplyGradientsHook:
 
 
 class StrategyBuildHook:
-    """Mixin for a `keras.Model` built when made: under a strategy, `fit`
-    builds only the optimizer, in the strategy's scope.
+    """Mixin for a `keras.Model` built when made: `build_optimizer` (which
+    its `compile` calls) makes the optimizer's variables in the strategy's
+    scope, and `fit` skips Keras' symbolic build.
 
     Keras 3.15's `Model._maybe_symbolic_build`, under a strategy, first
     reduces a batch across the replicas to build the model on it: that fails
@@ -56,10 +57,15 @@ class StrategyBuildHook:
     """
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        strategy = self._distribute_strategy  # the strategy the model was made in
-        if strategy is not None and not self.optimizer.built:
-            with strategy.scope():
-                self.optimizer.build(self.trainable_variables)
+        if not self.optimizer.built:
+            self.build_optimizer()
+
+    def build_optimizer(self):
+        """Makes the optimizer's variables, in the scope of the strategy the
+        model was made in, if any."""
+        strategy = self._distribute_strategy
+        with strategy.scope() if strategy is not None else contextlib.nullcontext():
+            self.optimizer.build(self.trainable_variables)
 
 
 def mean_state(tracker):

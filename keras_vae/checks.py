@@ -25,8 +25,8 @@ def checked_images(x, noise, x_dim, z_dim):
     """The op that checks a training or test batch's pixel values; a clear
     error now for a wrong dtype or shape.
 
-    Dtype and shape are checked when the step is traced; the values (in
-    [0, 1], no NaN) at run time, by the returned op, which the step's ops
+    Dtype and shape are checked when the step is traced (a shape of unknown
+    rank when it runs); the values (in [0, 1], no NaN) at run time, by the returned op, which the step's ops
     wait for: nothing of a step runs on images that fail it.
     """
     if not x.dtype.is_floating:
@@ -34,23 +34,32 @@ def checked_images(x, noise, x_dim, z_dim):
             f"Expected float images in [0, 1]. Received: x.dtype={x.dtype.name}. "
             "Scale uint8 pixels first, e.g. keras_vae.data.scale_pixels(x)."
         )
-    if x.shape.rank != 2 or x.shape[-1] not in (None, x_dim):
-        raise ValueError(
-            f"Expected images of shape (batch, {x_dim}), flattened. "
-            f"Received: x.shape={tuple(x.shape)}. Reshape 28x28 images with "
-            f"x.reshape(-1, {x_dim})."
-        )
-    if noise is not None and (noise.shape.rank != 2 or noise.shape[-1] not in (None, z_dim)):
-        raise ValueError(
-            f"Expected noise of shape (batch, {z_dim}). "
-            f"Received: noise.shape={tuple(noise.shape)}."
-        )
+    reshape = f"Reshape 28x28 images with x.reshape(-1, {x_dim})."
+    checks = [_shape_check(x, "x", f"Expected images of shape (batch, {x_dim}), flattened.",
+                           x_dim, reshape)]
+    if noise is not None:
+        checks.append(_shape_check(noise, "noise", f"Expected noise of shape (batch, {z_dim}).",
+                                   z_dim))
     in_range = tf.reduce_all(tf.logical_and(x >= 0, x <= 1))  # False for NaN
-    return tf.debugging.Assert(
+    checks.append(tf.debugging.Assert(
         in_range,
         [
             "Expected pixel values in [0, 1], without NaN: scale uint8 "
             "images with keras_vae.data.scale_pixels (x * 1/255). Received "
             "values from", tf.reduce_min(x), "to", tf.reduce_max(x),
         ],
-    )
+    ))
+    return tf.group(*checks)
+
+
+def _shape_check(tensor, name, expected, width, fix=""):
+    """Raises a ValueError now if `tensor`'s known shape is not `(batch,
+    width)`. Of unknown rank (a generator's data, a retraced step), the
+    shape is checked when the step runs, by the returned op."""
+    if tensor.shape.rank is None:
+        dims = tf.shape(tensor)
+        fits = tf.logical_and(tf.equal(tf.size(dims), 2), tf.reduce_all(tf.equal(dims[1:], width)))
+        return tf.debugging.Assert(fits, [f"{expected} Received: {name} of shape", dims, fix])
+    if tensor.shape.rank != 2 or tensor.shape[-1] not in (None, width):
+        raise ValueError(f"{expected} Received: {name}.shape={tuple(tensor.shape)}. {fix}".rstrip())
+    return tf.no_op()

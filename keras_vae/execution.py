@@ -93,7 +93,6 @@ class Execution:
         if not self.fast:
             raise ValueError(_NOT_FAST)
         model = self.model
-        model.optimizer.build(model.trainable_variables)
         size = int(model.steps_per_execution)
         self.xla_loop()(tf.constant(0), tf.zeros((size, batch_size, model.x_dim)),
                         tf.zeros((size, batch_size, model.z_dim)))
@@ -247,7 +246,6 @@ class InGraphFit:
                 return self._fast_call(steps, block_size)
             return self._run_call(tf.constant(steps))
 
-        model.optimizer.build(model.trainable_variables)
         self.stream.start()
         with _compat.train_function_replaced(model, train_function):
             return keras_fit(

@@ -20,16 +20,14 @@ class VAE(KerasModel):
     """The original MNIST VAE, trained with `fit` through a custom `train_step`.
 
     The forward pass uses the original's ops (`matmul` then `+`, no fused
-    `BiasAdd`) and the loss is the original's (`sigmoid_cross_entropy_with_logits`
-    summed over pixels plus the closed-form KL, averaged over the batch), so
-    that, with `compile()`'s default `TF1Adam`, training matches the TF1
-    graph bit for bit given the same weights, batches and noise.
+    `BiasAdd`), the loss is the original's (`sigmoid_cross_entropy_with_logits`
+    summed over pixels plus the closed-form KL, a batch mean): with `compile()`'s
+    `TF1Adam`, training is the TF1 graph's bit for bit (same weights, batches, noise).
 
     `fit` and `evaluate` take images `x` (float32 `(batch, x_dim)` in [0, 1]),
-    `(x, y)` or `(x, y, sample_weight)` (labels are ignored), or a dict
-    `{"image": x, "noise": eps}` whose `eps` (`(batch, z_dim)`) replaces the
-    sampler's noise for that step; and `load_mnist`'s `MnistBatches`, which
-    `fit` draws inside its training loop. `compile`, `fit`, saving and
+    `(x, y)` or `(x, y, sample_weight)` (labels ignored), a dict `{"image":
+    x, "noise": eps}` whose `eps` replaces the sampler's noise, and
+    `load_mnist`'s `MnistBatches`. `compile`, `fit`, `summary`, saving and
     `export` are `keras_vae.keras_model.KerasModel`'s.
 
     Args:
@@ -65,17 +63,17 @@ class VAE(KerasModel):
 
         # =============================== Q(z|X) ===============================
         self.Q_W1 = self._weight("Q_W1", (x_dim, h_dim))
-        self.Q_b1 = self._bias("Q_b1", h_dim)
+        self.Q_b1 = self._weight("Q_b1", (h_dim,), "zeros")
         self.Q_W2_mu = self._weight("Q_W2_mu", (h_dim, z_dim))
-        self.Q_b2_mu = self._bias("Q_b2_mu", z_dim)
+        self.Q_b2_mu = self._weight("Q_b2_mu", (z_dim,), "zeros")
         self.Q_W2_sigma = self._weight("Q_W2_sigma", (h_dim, z_dim))
-        self.Q_b2_sigma = self._bias("Q_b2_sigma", z_dim)
+        self.Q_b2_sigma = self._weight("Q_b2_sigma", (z_dim,), "zeros")
 
         # =============================== P(X|z) ===============================
         self.P_W1 = self._weight("P_W1", (z_dim, h_dim))
-        self.P_b1 = self._bias("P_b1", h_dim)
+        self.P_b1 = self._weight("P_b1", (h_dim,), "zeros")
         self.P_W2 = self._weight("P_W2", (h_dim, x_dim))
-        self.P_b2 = self._bias("P_b2", x_dim)
+        self.P_b2 = self._weight("P_b2", (x_dim,), "zeros")
 
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.loss_tracker = keras.metrics.Mean(name="loss")
@@ -84,11 +82,10 @@ class VAE(KerasModel):
         self.step_loss_tracker = LastValue(name="step_loss")
         self.built = True
 
-    def _weight(self, name, shape):
-        return self.add_weight(shape=shape, initializer=xavier_init(shape[0]), name=name)
-
-    def _bias(self, name, size):
-        return self.add_weight(shape=(size,), initializer="zeros", name=name)
+    def _weight(self, name, shape, initializer=None):
+        """A variable of the original's: Xavier-initialized, or zeros for a bias."""
+        return self.add_weight(shape=shape, initializer=initializer or xavier_init(shape[0]),
+                               name=name)
 
     # Q(z|X)
     def encode(self, x):
@@ -179,22 +176,25 @@ class VAE(KerasModel):
 
     def reconstruct(self, x):
         """Decodes the posterior's mean: deterministic, `(batch, x_dim)` probabilities."""
-        z_mu, _ = self.encode(x)
-        prob, _ = self.decode(z_mu)
-        return prob
+        return self.decode(self.encode(x)[0])[0]  # z_mu to the probabilities
 
     def sample(self, n, seed=None):
         """Draws `n` images from z ~ N(0, I): `(n, x_dim)` probabilities. The
         same int `seed` gives the same images; None draws from Keras' global
         seed and leaves the training noise alone."""
-        z = keras.random.normal((n, self.z_dim), seed=seed)
-        prob, _ = self.decode(z)
-        return prob
+        return self.decode(keras.random.normal((n, self.z_dim), seed=seed))[0]
 
     def call(self, inputs, training=False):
         """`predict` and `model(x)` reconstruct: see `reconstruct`."""
         x, _, _ = _unpack(inputs)
         return self.reconstruct(x)
+
+    def parts(self):
+        """The paper's parts, as `summary()` lists them: (name, output, weight names)."""
+        z, x = self.z_dim, self.x_dim
+        return (("Q(z|X), the encoder", f"z_mu, z_logvar: (None, {z})", self.WEIGHTS[:6]),
+                ("sampler: z_mu + exp(z_logvar / 2) * eps", f"z: (None, {z})", ()),
+                ("P(X|z), the decoder", f"prob, logits: (None, {x})", self.WEIGHTS[6:]))
 
     @property
     def metrics(self):

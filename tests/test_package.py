@@ -26,14 +26,15 @@ def test_setup_cfg_states_the_versions_tested_here():
             f"setup.cfg allows {name}{specifier}, but the tests run {metadata.version(name)}")
 
 
-def test_readme_maps_every_module_and_subpackage_and_no_path_of_this_project():
+def test_contributing_maps_every_module_and_subpackage_and_the_readme_no_project_path():
     readme = (REPO / "README.md").read_text()
     assert "../shared" not in readme  # users have MNIST_data/, not this project's files
+    layout = (REPO / "CONTRIBUTING.md").read_text()
     package = REPO / "keras_vae"
     entries = sorted(p.name for p in package.glob("*.py") if p.name not in (
         "__init__.py", "__main__.py", "version.py"))
     entries += sorted(f"{p.name}/" for p in package.iterdir() if (p / "__init__.py").is_file())
-    missing = [name for name in entries if f"  {name}" not in readme]
-    assert not missing, f"the README's layout lacks {missing}"
+    missing = [name for name in entries if f"  {name}" not in layout]
+    assert not missing, f"CONTRIBUTING.md's layout lacks {missing}"
     assert "keras-vae download --data-dir MNIST_data" in readme  # how to get the files
     assert (REPO / "CHANGELOG.md").is_file()
