@@ -21,6 +21,7 @@ would otherwise round an epoch up to whole calls.
 """
 
 import math
+import sys
 import weakref
 
 import keras
@@ -28,6 +29,7 @@ import tensorflow as tf
 
 from keras_vae import _compat
 from keras_vae.data.batches import MnistBatches, as_dataset
+from keras_vae.progress import progress_bar
 
 _NOT_FAST = ("warm_up compiles fast mode's loop, which this model does not run: compile it "
              "with model.compile(fast=True) first.")
@@ -114,7 +116,11 @@ def warm_up(model, batch_size):
 def _fit_exact_steps(model, keras_fit, x, y, steps_per_epoch, **kwargs):
     """Keras' `fit`, with `steps_per_execution` lowered for this call to a
     divisor of `steps_per_epoch`: Keras rounds an epoch up to whole calls
-    (3 steps asked, 100 run)."""
+    (3 steps asked, 100 run). Off a terminal, with the plain progress lines."""
+    if steps_per_epoch and kwargs.get("verbose", "auto") != 0 and not sys.stdout.isatty():
+        progress = _Progress(steps_per_epoch, kwargs.get("verbose", "auto"),
+                             kwargs.get("epochs", 1))
+        kwargs.update(verbose=0, callbacks=[*(kwargs.get("callbacks") or []), progress])
     per_call = model.steps_per_execution or 1
     if not steps_per_epoch or steps_per_epoch % per_call == 0:
         return keras_fit(x, y, steps_per_epoch=steps_per_epoch, **kwargs)
@@ -261,7 +267,7 @@ def _stand_in_dataset():
 
 
 class _Progress(keras.callbacks.Callback):
-    """Keras' progress bar, counting the steps actually run."""
+    """Keras' progress bar (plain lines off a terminal), counting the steps actually run."""
 
     def __init__(self, steps, verbose, epochs):
         super().__init__()
@@ -273,8 +279,8 @@ class _Progress(keras.callbacks.Callback):
         if self.verbose:
             if self.epochs > 1:
                 print(f"Epoch {epoch + 1}/{self.epochs}")
-            self._bar = keras.utils.Progbar(self.steps, verbose=self.verbose,
-                                            stateful_metrics=[m.name for m in self.model.metrics])
+            self._bar = progress_bar(self.steps, verbose=self.verbose,
+                                     stateful_metrics=[m.name for m in self.model.metrics])
 
     def on_train_batch_end(self, batch, logs=None):
         if not self.verbose:

@@ -58,22 +58,27 @@ def test_a_failing_tensorflow_import_shows_its_error(tmp_path):
     assert "native start-up line" in run.stderr and "this TensorFlow is broken" in run.stderr
 
 
-def _train(tmp_path, data_dir, **env):
+def _train(tmp_path, data_dir, *flags, **env):
     """`keras-vae train` for 3 steps, its output piped; TF_CPP_MIN_LOG_LEVEL unset."""
     env = {**checkout_env(), **env}
     env.pop("TF_CPP_MIN_LOG_LEVEL")
     return subprocess.run(
         [sys.executable, "-m", "keras_vae_cli", "train", "--iters", "3", "--data-dir", data_dir,
-         "--out", tmp_path / "out", "--overwrite"],
+         "--out", tmp_path / "out", "--overwrite", *flags],
         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
 
 
 @pytest.mark.slow
-def test_a_default_run_hides_tensorflows_start_up_lines(
+def test_a_default_run_hides_tensorflows_start_up_and_writes_plain_progress(
         synthetic_mnist_dir, tmp_path):
     quiet = _train(tmp_path, synthetic_mnist_dir)
     assert quiet.returncode == 0, quiet.stderr[-3000:]
     assert not TF_LINE.search(quiet.stderr), quiet.stderr[-3000:]
     assert "Iter: 0" in quiet.stdout and "3/3" in quiet.stdout
+    assert not re.search("[\x1b\r\b]", quiet.stdout), repr(quiet.stdout[-500:])
+    # Under a strategy, fit takes Keras' own path, with the same plain lines.
+    mirrored = _train(tmp_path, synthetic_mnist_dir, "--strategy", "mirrored", "--replicas", "2")
+    assert mirrored.returncode == 0 and not TF_LINE.search(mirrored.stderr), mirrored.stderr
+    assert "3/3" in mirrored.stdout and not re.search("[\x1b\r\b]", mirrored.stdout)
     shown = _train(tmp_path, synthetic_mnist_dir, KERAS_VAE_TF_LOG="1")
     assert shown.returncode == 0 and TF_LINE.search(shown.stderr), shown.stderr[-3000:]
