@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's Results: trains the default model on MNIST (10,000 and 100,000
+# The results in docs/evaluation.md: trains the default model on MNIST (10,000 and 100,000
 # steps, continuous and binarized) and Fashion-MNIST (10,000 steps), a 2-D
 # latent model for the manifold, then evaluates each at k = 1, 100, 5000 and
 # draws the pictures. Usage:
@@ -12,11 +12,11 @@ FASHION=$2
 R=${3:-results}
 mkdir -p "$R"
 
-timed() {  # runs a command, then prints its wall time
+timed() {  # runs a command, then prints its wall time (on stderr: --json output stays JSON)
     local start=$SECONDS
-    echo "+ $*"
+    echo "+ $*" >&2
     "$@"
-    echo "  ($((SECONDS - start)) s)"
+    echo "  ($((SECONDS - start)) s)" >&2
 }
 
 run() {  # NAME [train flags...]: 10,000 steps, checkpointed and logged
