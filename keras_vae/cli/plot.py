@@ -29,7 +29,9 @@ def add_parser(commands):
                         "grid side (manifold: 20), or test images (latent: all)")
     parser.add_argument("--pair", type=index_pair, default=(0, 1), metavar="I,J",
                         help="interpolation: the two test images (default: 0,1)")
-    parser.add_argument("--out", required=True, metavar="FILE.png", help="the PNG to write")
+    parser.add_argument("--out", required=True, metavar="FILE.png",
+                        help="the image to write, in the format its extension names "
+                        "(.png, .jpg, .pdf, .svg, ...)")
     parser.set_defaults(run=run)
 
 

@@ -1,4 +1,5 @@
-"""The pictures to look at after training, saved as PNGs.
+"""The pictures to look at after training, saved as images (PNG, or the format
+the file's extension names).
 
 Reconstructions, a walk between two codes and the 2-D manifold are drawn
 pixel for pixel (one PNG pixel per image pixel, no axes), so they show what
@@ -19,6 +20,7 @@ import matplotlib.image
 import numpy as np
 from matplotlib.figure import Figure
 
+from keras_vae.evaluation.grid import image_format
 from keras_vae.evaluation.tiles import tile
 from keras_vae.saving.atomic import atomic_path
 
@@ -282,24 +284,27 @@ def _canvas(images, rows, cols, side):
 
 
 def _save_canvas(canvas, path):
-    """Writes `canvas` (values in [0, 1]) as a PNG, one pixel per value.
+    """Writes `canvas` (values in [0, 1]) as an image in the format `path`'s
+    extension names (PNG without one), one pixel per value.
 
     Each value becomes the nearest 8-bit grey, written as equal R, G and B,
     not through a colormap: matplotlib's 256-entry "gray" map truncates, so
     a value would read back up to 1.9/255 off.
     """
     grey = np.round(np.clip(canvas, 0, 1) * 255).astype(np.uint8)
-    with _atomic_png(path) as tmp:
-        matplotlib.image.imsave(tmp, np.stack([grey] * 3, axis=-1), format="png")
+    file_format = image_format(path)
+    with _atomic_file(path) as tmp:
+        matplotlib.image.imsave(tmp, np.stack([grey] * 3, axis=-1), format=file_format)
 
 
 def _save_figure(fig, path):
-    """Writes `fig` as a PNG of its own size and dpi."""
-    with _atomic_png(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=fig.dpi)
+    """Writes `fig` at its own size and dpi, in the format `path`'s extension names."""
+    file_format = image_format(path)
+    with _atomic_file(path) as tmp:
+        fig.savefig(tmp, format=file_format, dpi=fig.dpi)
 
 
-def _atomic_png(path):
+def _atomic_file(path):
     """`atomic_path(path)`, its directory made first if missing."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     return atomic_path(path)

@@ -123,7 +123,7 @@ class TrainingLog(keras.callbacks.Callback):
         self._window[:] = 0
         self._last_point = step
         if self.eval_every and step % self.eval_every == 0:
-            neg_elbo = per_image(self.model, self.test_data, [1], seed=self.eval_seed)["neg_elbo"]
+            neg_elbo = per_image(self.model, self.test_data, [], seed=self.eval_seed)["neg_elbo"]
             values["test_neg_elbo"] = float(neg_elbo.mean())
         with self._writer.as_default(step=step):
             for name, value in values.items():

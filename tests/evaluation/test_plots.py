@@ -363,3 +363,16 @@ def test_the_cli_draws_each_kind_from_a_saved_model(tmp_path, model, synthetic_m
     run = run_keras_vae("plot", "curves", "--out", tmp_path / "c.png")
     assert run.returncode == 2 and "plot curves needs --log-dir" in run.stderr
     assert not (tmp_path / "i.png").exists() and not (tmp_path / "c.png").exists()
+
+
+def test_pictures_are_written_in_the_format_their_extension_names(model, mnist, tmp_path):
+    (tmp_path / "metrics.csv").write_text(METRICS_CSV)
+    plots.reconstructions(model, mnist[0][:3], tmp_path / "r.jpg")
+    plots.curves(tmp_path, tmp_path / "c.JPEG")
+    plots.reconstructions(model, mnist[0][:3], tmp_path / "r.png")
+    assert (tmp_path / "r.jpg").read_bytes()[:3] == b"\xff\xd8\xff"  # JPEG's mark
+    assert (tmp_path / "c.JPEG").read_bytes()[:3] == b"\xff\xd8\xff"
+    assert (tmp_path / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match=r"cannot write an image as \.bmp"):
+        plots.reconstructions(model, mnist[0][:3], tmp_path / "r.bmp")
+    assert not (tmp_path / "r.bmp").exists()
