@@ -12,6 +12,7 @@ with `KERAS_VAE_TF_LOG=1`, or when the import fails.
 """
 
 import contextlib
+import functools
 import importlib.util
 import os
 import sys
@@ -22,26 +23,27 @@ SHOW_TF_LOG = "KERAS_VAE_TF_LOG"
 
 def command(argv=None):
     """Parses the flags, imports keras_vae quietly, runs the subcommand; the exit status."""
-    package = _held_back("keras_vae")
+    run_init = _held_back("keras_vae")
     from keras_vae import cli
 
     args = cli.build_parser().parse_args(argv)
     with _tensorflow_start_up_set_aside():
-        package.__spec__.loader.exec_module(package)
+        run_init()
     return cli.command(args)
 
 
 def _held_back(name):
-    """The package `name`, importable for its submodules, its `__init__` not yet run.
-
-    The same module object becomes the whole package once its loader runs it.
+    """Makes the package `name` importable for its submodules with its
+    `__init__` not yet run; returns the function that runs it (nothing left
+    to run if the package was imported already). The module object stays
+    the same, and becomes the whole package once its `__init__` has run.
     """
     if name in sys.modules:
-        return sys.modules[name]
+        return lambda: None
     spec = importlib.util.find_spec(name)
     package = importlib.util.module_from_spec(spec)
     sys.modules[name] = package
-    return package
+    return functools.partial(spec.loader.exec_module, package)
 
 
 @contextlib.contextmanager
