@@ -22,12 +22,13 @@ def check_beta(beta):
 
 
 def checked_images(x, noise, x_dim, z_dim):
-    """The op that checks a training or test batch's pixel values; a clear
-    error now for a wrong dtype or shape.
+    """The op that checks a training or test batch when the step runs; a
+    clear error now for a wrong dtype or shape.
 
     Dtype and shape are checked when the step is traced (a shape of unknown
-    rank when it runs); the values (in [0, 1], no NaN) at run time, by the returned op, which the step's ops
-    wait for: nothing of a step runs on images that fail it.
+    rank when it runs); the values (in [0, 1], no NaN) at run time, by the
+    returned op, which the step's ops wait for: nothing of a step runs on
+    images that fail it.
     """
     if not x.dtype.is_floating:
         raise ValueError(
