@@ -93,15 +93,17 @@ class KerasModel(_compat.StrategyBuildHook, keras.Model):
         for line in lines:
             (print_fn or print)(line)
 
-    def export(self, filepath, format="tf_saved_model", verbose=None, overwrite=False, **kwargs):
+    def export(self, filepath, format="tf_saved_model", verbose=None, overwrite=False,
+               max_samples=saved_model.MAX_SAMPLES, **kwargs):
         """Exports a SavedModel with the signatures `encode`, `decode`,
-        `reconstruct`, `sample` and `serving_default`, written atomically
-        (`keras_vae.saving.saved_model`). Other formats, or Keras' own
-        arguments, go to `keras.Model.export`."""
+        `reconstruct`, `sample_from_z`, `reconstruct_sampled`, `sample`
+        (at most `max_samples` images a call) and `serving_default`, written
+        atomically (`keras_vae.saving.saved_model`). Other formats, or
+        Keras' own arguments, go to `keras.Model.export`."""
         if format != "tf_saved_model" or kwargs:
             return super().export(filepath, format=format, verbose=verbose, **kwargs)
         return saved_model.export_saved_model(self, filepath, overwrite=overwrite,
-                                              verbose=bool(verbose))
+                                              verbose=bool(verbose), max_samples=max_samples)
 
     def save_own_variables(self, store):
         formats.save_variables(store, self._saved_variables())

@@ -15,10 +15,12 @@ import tensorflow as tf
 
 from keras_vae import __version__, parity
 from keras_vae.model import VAE
+from keras_vae.saving import saved_model
 from keras_vae.saving.keras_file import load_model, save_model
 from tests.conftest import REPO, run_keras_vae as keras_vae
 
-SIGNATURES = ("serving_default", "encode", "decode", "reconstruct", "sample")
+SIGNATURES = ("serving_default", "encode", "decode", "reconstruct", "sample_from_z",
+              "reconstruct_sampled", "sample")
 
 # Runs in `python -I` from an empty directory, with keras_vae made unimportable:
 # what a serving process sees.
@@ -142,6 +144,7 @@ def test_metadata_is_readable_without_tensorflow(trained):
     assert metadata == {
         "x_dim": 784, "h_dim": 128, "z_dim": 100, "beta": 1.0, "trained_with": {},
         "keras_vae_version": __version__, "training_steps": 5, "format_version": 1,
+        "max_samples": 10_000,
     }
 
 
@@ -307,3 +310,63 @@ def test_cli_export_and_train_export(trained, tmp_path, synthetic_mnist_dir):
     assert run.returncode == 0, run.stderr[-2000:]
     with open(tmp_path / "b" / "assets.extra" / "keras_vae.json") as f:
         assert json.load(f)["training_steps"] == 20
+
+
+def _ops(concrete):
+    """Every op type in `concrete`'s graph and in the functions it calls."""
+    graph = concrete.graph.as_graph_def()
+    return {node.op for node in graph.node} | {
+        node.op for function in graph.library.function for node in function.node_def}
+
+
+def test_the_signatures_without_random_ops_are_the_models_own(trained):
+    model, _, export_dir = trained
+    signatures = tf.saved_model.load(export_dir).signatures
+    random_ops = {name: sorted(op for op in _ops(signatures[name]) if "Random" in op)
+                  for name in SIGNATURES}
+    assert random_ops.pop("sample") and not any(random_ops.values()), random_ops
+    rng = np.random.default_rng(3)
+    x = rng.random((6, 784)).astype(np.float32)
+    z, eps = rng.standard_normal((2, 6, 100)).astype(np.float32)
+    weights = {name: getattr(model, name).numpy() for name in VAE.WEIGHTS}
+    prob = signatures["sample_from_z"](z=tf.constant(z))["prob"].numpy()
+    _assert_within_rounding(prob, model.decode(z)[0].numpy(), _numpy_decode(weights, z)[0],
+                            "sample_from_z")
+    z_mu, z_logvar = _numpy_encode(weights, x)
+    exact = _numpy_decode(weights, z_mu + np.exp(z_logvar / 2) * eps)
+    sampled = signatures["reconstruct_sampled"](x=tf.constant(x), eps=tf.constant(eps))
+    mu, logvar = model.encode(x)
+    by_keras = model.decode(model.reparameterize(mu, logvar, tf.constant(eps)))
+    for key, value, keras_value, exact_value in zip(("prob", "logits"), (
+            sampled["prob"], sampled["logits"]), by_keras, exact):
+        _assert_within_rounding(value.numpy(), keras_value.numpy(), exact_value, key)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="a row per image"):
+        signatures["reconstruct_sampled"](x=tf.constant(x), eps=tf.constant(eps[:5]))
+    with pytest.raises(Exception, match=r"`eps` must be float32 of shape \(None, 100\)"):
+        signatures["reconstruct_sampled"](x=tf.constant(x), eps=tf.zeros((6, 3)))
+
+
+def test_sample_refuses_n_outside_the_limit_set_at_export(trained, tmp_path):
+    model, _, export_dir = trained
+    sample = tf.saved_model.load(export_dir).signatures["sample"]
+    for n in (0, -1, 10_001, 10**8):
+        with pytest.raises(tf.errors.InvalidArgumentError, match="from 1 to 10000, the limit"):
+            sample(n=tf.constant(n), seed=tf.constant(0, tf.int64))
+    assert sample(n=tf.constant(10_000), seed=tf.constant(0, tf.int64))["prob"].shape == (
+        10_000, 784)
+    small = tf.saved_model.load(model.export(tmp_path / "small", max_samples=7))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="--max-samples"):
+        small.signatures["sample"](n=tf.constant(8), seed=tf.constant(0, tf.int64))
+    assert small.signatures["sample"](n=tf.constant(7), seed=tf.constant(0, tf.int64))[
+        "prob"].shape == (7, 784)
+    with open(tmp_path / "small" / saved_model.METADATA) as f:
+        assert json.load(f)["max_samples"] == 7
+    with pytest.raises(ValueError, match="max_samples"):
+        model.export(tmp_path / "none", max_samples=0)
+    assert not (tmp_path / "none").exists()
+
+
+def test_the_commands_default_limit_is_the_librarys():
+    from keras_vae.cli import export
+
+    assert export.MAX_SAMPLES == saved_model.MAX_SAMPLES
