@@ -370,3 +370,30 @@ def test_the_commands_default_limit_is_the_librarys():
     from keras_vae.cli import export
 
     assert export.MAX_SAMPLES == saved_model.MAX_SAMPLES
+
+
+# Runs in a process of its own: its peak memory is the requests' alone.
+HUGE_REQUESTS = """
+import json, resource, sys
+import tensorflow as tf
+sample = tf.saved_model.load(sys.argv[1]).signatures["sample"]
+refused = []
+for n in (0, -1, 10_001, 10**8):
+    try:
+        sample(n=tf.constant(n), seed=tf.constant(0, tf.int64))
+    except tf.errors.InvalidArgumentError as error:
+        refused.append("from 1 to 10000" in error.message)
+print(json.dumps([refused, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss]))
+"""
+
+
+@pytest.mark.slow
+def test_huge_requests_are_refused_before_any_allocation(trained):
+    _, _, export_dir = trained
+    run = subprocess.run([sys.executable, "-c", HUGE_REQUESTS, str(export_dir)],
+                         capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert run.returncode == 0, run.stderr[-2000:]
+    refused, peak_kib = json.loads(run.stdout.strip().splitlines()[-1])
+    assert refused == [True] * 4
+    assert peak_kib < 2**20, peak_kib  # under 1 GiB; n = 10**8 alone would take 40 GB of z
