@@ -4,7 +4,12 @@ whole under its name, or not at all), and checked by their SHA-256."""
 import contextlib
 import hashlib
 import os
+import re
 import shutil
+
+# What `atomic_path` leaves beside NAME if its process dies mid-write: the
+# temporary, and during a directory's replacement the old directory.
+_LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)(?:\.keras)?$")
 
 
 @contextlib.contextmanager
@@ -53,6 +58,45 @@ def _replace_directory(new, path):
         os.replace(old, path)  # the previous directory stays in place
         raise
     shutil.rmtree(old)
+
+
+def clear_leftovers(directory, name=None):
+    """Tidies what writers killed mid-write left in `directory` (of `name`
+    only, if given): an old directory whose replacement never arrived is
+    put back under its name; other temporaries are removed. Those of a
+    process still running may be in use: they are kept, and returned.
+    """
+    if not os.path.isdir(directory):
+        return []
+    kept = []
+    for entry in sorted(os.listdir(directory)):
+        match = _LEFTOVER.match(entry)
+        if not match or name is not None and match["name"] != name:
+            continue
+        if _running(int(match["pid"])):
+            kept.append(os.path.join(directory, entry))
+            continue
+        leftover, target = os.path.join(directory, entry), os.path.join(directory, match["name"])
+        if match["kind"] == "old" and not os.path.lexists(target):
+            os.replace(leftover, target)  # the whole previous version, back in place
+        elif os.path.isdir(leftover):
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            os.remove(leftover)
+    return kept
+
+
+def _running(pid):
+    """Whether another process of id `pid` is running (this one writes nothing now)."""
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def sha256(path):

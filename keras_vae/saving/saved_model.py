@@ -6,13 +6,14 @@ renamed into place when complete, so the target is either absent or whole.
 
 import json
 import os
+import warnings
 
 import keras
 import tensorflow as tf
 
 from keras_vae.checks import check_count
 from keras_vae.saving import formats
-from keras_vae.saving.atomic import atomic_path
+from keras_vae.saving.atomic import atomic_path, clear_leftovers
 from keras_vae.version import __version__
 
 METADATA = os.path.join("assets.extra", "keras_vae.json")
@@ -58,6 +59,10 @@ def export_saved_model(model, path, overwrite=False, verbose=False, max_samples=
     """
     check_count("max_samples", max_samples)
     path = os.path.abspath(os.fspath(path))
+    # A killed export's temporary goes; a killed --overwrite's old export
+    # comes back first, if its replacement never arrived.
+    for kept in clear_leftovers(os.path.dirname(path), os.path.basename(path)):
+        warnings.warn(f"{kept} may be another running export's; left in place.")
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(
             f"{path} already exists. Choose another directory, or pass "

@@ -13,12 +13,13 @@ import json
 import os
 import re
 import sys
+import warnings
 import zipfile
 
 import numpy as np
 
 from keras_vae.saving import formats
-from keras_vae.saving.atomic import atomic_path, sha256
+from keras_vae.saving.atomic import atomic_path, clear_leftovers, sha256
 from keras_vae.saving.formats import FormatVersionError, check_format_version
 from keras_vae.saving.keras_file import load_model, save_model
 
@@ -57,6 +58,7 @@ def save_checkpoint(model, directory, config, keep=2):
     if not all(np.isfinite(w.numpy()).all() for w in model.weights):
         raise ValueError("Refusing to checkpoint weights that are NaN or infinite.")
     os.makedirs(directory, exist_ok=True)
+    _clear_leftovers(directory)
     step = int(model.optimizer.iterations.numpy())
     stem = os.path.join(directory, f"ckpt-{step:09d}")
     save_model(model, stem + ".keras")
@@ -133,6 +135,16 @@ def load_latest(directory, warn=None):
             "(see the warnings above). Move the directory aside to start afresh."
         )
     return None
+
+
+def _clear_leftovers(directory):
+    """Removes the partial files of writers killed mid-checkpoint; names
+    those of processes still running, which may be another run's."""
+    kept = clear_leftovers(directory)
+    if kept:
+        warnings.warn(f"{directory} holds files another running process may be writing, "
+                      f"left in place: {', '.join(map(os.path.basename, kept))}. Two runs "
+                      "sharing one --checkpoint-dir would overwrite each other's checkpoints.")
 
 
 def _write_json(path, value):

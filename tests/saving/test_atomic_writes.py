@@ -178,3 +178,40 @@ def test_a_crash_during_a_write_leaves_the_previous_file(writer, crash, tmp_path
     if load:
         for loaded, written in zip(load(tmp_path).weights, good.weights):
             np.testing.assert_array_equal(loaded.numpy(), written.numpy())
+
+
+def _dead_pid():
+    """The id of a process that has ended."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_a_checkpoint_clears_what_a_killed_writer_left_and_names_a_running_ones(tmp_path):
+    dead, running = _dead_pid(), os.getppid()  # pytest's parent is running
+    left = tmp_path / f".ckpt-000000350.keras.tmp-{dead}.keras"
+    left.write_bytes(b"half a zip")
+    (tmp_path / f".ckpt-000000350.json.tmp-{dead}").write_text("{")
+    busy = tmp_path / f".ckpt-000000400.keras.tmp-{running}.keras"
+    busy.write_bytes(b"being written")
+    with pytest.warns(UserWarning, match=busy.name):
+        save_checkpoint(small_vae(0, step=7), str(tmp_path), {})
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        busy.name, "ckpt-000000007.json", "ckpt-000000007.keras"]
+
+
+def test_an_export_puts_back_the_old_one_a_killed_overwrite_moved_aside(tmp_path):
+    target, dead = tmp_path / "saved", _dead_pid()
+    export_saved_model(small_vae(1), target)
+    # Killed between the two renames: the old export aside, no target.
+    os.replace(target, tmp_path / f".saved.old-{dead}")
+    (tmp_path / f".saved.tmp-{_dead_pid()}").mkdir()
+    with pytest.raises(FileExistsError):  # the old one is back, so it is refused
+        export_saved_model(small_vae(2), target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["saved"]
+    assert (target / export.METADATA).is_file()
+    export_saved_model(small_vae(2), target, overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["saved"]
