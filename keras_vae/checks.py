@@ -58,9 +58,15 @@ def _shape_check(tensor, name, expected, width, fix=""):
     width)`. Of unknown rank (a generator's data, a retraced step), the
     shape is checked when the step runs, by the returned op."""
     if tensor.shape.rank is None:
-        dims = tf.shape(tensor)
-        fits = tf.logical_and(tf.equal(tf.size(dims), 2), tf.reduce_all(tf.equal(dims[1:], width)))
-        return tf.debugging.Assert(fits, [f"{expected} Received: {name} of shape", dims, fix])
+        return tf.debugging.Assert(fits_width(tensor, width),
+                                   [f"{expected} Received: {name} of shape", tf.shape(tensor), fix])
     if tensor.shape.rank != 2 or tensor.shape[-1] not in (None, width):
         raise ValueError(f"{expected} Received: {name}.shape={tuple(tensor.shape)}. {fix}".rstrip())
     return tf.no_op()
+
+
+def fits_width(tensor, width):
+    """Whether `tensor` is `(batch, width)`, as a boolean tensor: for shapes
+    known only when the graph runs."""
+    dims = tf.shape(tensor)
+    return tf.logical_and(tf.equal(tf.size(dims), 2), tf.reduce_all(tf.equal(dims[1:], width)))

@@ -11,7 +11,7 @@ import warnings
 import keras
 import tensorflow as tf
 
-from keras_vae.checks import check_count
+from keras_vae.checks import check_count, fits_width
 from keras_vae.saving import formats
 from keras_vae.saving.atomic import atomic_path, clear_leftovers
 from keras_vae.version import __version__
@@ -154,12 +154,9 @@ def _checked(tensor, name, size):
     wrong one fails deep inside a MatMul without naming the expected shape.
     The check is dynamic, since the traced shape is the signature's.
     """
-    shape = tf.shape(tensor)
-    fits = tf.logical_and(
-        tf.equal(tf.size(shape), 2), tf.reduce_all(tf.equal(shape[1:], size))
-    )
     check = tf.debugging.Assert(
-        fits, [f"`{name}` must be float32 of shape (None, {size}). Received shape:", shape]
+        fits_width(tensor, size),
+        [f"`{name}` must be float32 of shape (None, {size}). Received shape:", tf.shape(tensor)],
     )
     with tf.control_dependencies([check]):
         return tf.identity(tensor)
