@@ -1,7 +1,7 @@
 """The Keras side of the VAE: what makes the paper's model the `keras.Model`
 users expect. `compile()` picks the faithful optimizer, `fit` runs through
 `keras_vae.execution`, `.keras` files carry the sampler's state and their
-format version, and `export` writes the SavedModel's signatures."""
+format version, and `export` writes the signatures in three formats."""
 
 import json
 
@@ -12,7 +12,7 @@ from keras_vae import _compat
 from keras_vae.data.batches import as_dataset
 from keras_vae.execution import Execution
 from keras_vae.optimizers import TF1Adam
-from keras_vae.saving import formats, saved_model
+from keras_vae.saving import export, formats
 
 
 class KerasModel(_compat.StrategyBuildHook, keras.Model):
@@ -94,16 +94,18 @@ class KerasModel(_compat.StrategyBuildHook, keras.Model):
             (print_fn or print)(line)
 
     def export(self, filepath, format="tf_saved_model", verbose=None, overwrite=False,
-               max_samples=saved_model.MAX_SAMPLES, **kwargs):
-        """Exports a SavedModel with the signatures `encode`, `decode`,
-        `reconstruct`, `sample_from_z`, `reconstruct_sampled`, `sample`
-        (at most `max_samples` images a call) and `serving_default`, written
-        atomically (`keras_vae.saving.saved_model`). Other formats, or
-        Keras' own arguments, go to `keras.Model.export`."""
-        if format != "tf_saved_model" or kwargs:
+               max_samples=None, **kwargs):
+        """Exports the signatures `encode`, `decode`, `reconstruct`,
+        `sample_from_z` and `reconstruct_sampled` as a SavedModel (with
+        `sample`, at most `max_samples` images a call, and `serving_default`),
+        a LiteRT `.tflite` file (`format="litert"`) or a directory of ONNX
+        files (`format="onnx"`), checked and written atomically
+        (`keras_vae.saving.export`). Other formats, or Keras' own arguments,
+        go to `keras.Model.export`, which exports `call()` alone."""
+        if export.KERAS_NAMES.get(format, format) not in export.FORMATS or kwargs:
             return super().export(filepath, format=format, verbose=verbose, **kwargs)
-        return saved_model.export_saved_model(self, filepath, overwrite=overwrite,
-                                              verbose=bool(verbose), max_samples=max_samples)
+        return export.export(self, filepath, format=format, overwrite=overwrite,
+                             verbose=bool(verbose), max_samples=max_samples)
 
     def save_own_variables(self, store):
         formats.save_variables(store, self._saved_variables())

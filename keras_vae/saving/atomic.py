@@ -2,14 +2,19 @@
 whole under its name, or not at all), and checked by their SHA-256."""
 
 import contextlib
+import ctypes
+import errno
 import hashlib
 import os
 import re
 import shutil
+import sys
 
 # What `atomic_path` leaves beside NAME if its process dies mid-write: the
-# temporary, and during a directory's replacement the old directory.
-_LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)(?:\.keras)?$")
+# temporary (with a writer's suffix, or a LiteRT export's intermediate
+# SavedModel), and where directories cannot be exchanged the old directory.
+_LEFTOVER = re.compile(
+    r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)(?:\.keras|\.savedmodel)?$")
 
 
 @contextlib.contextmanager
@@ -43,12 +48,18 @@ def atomic_path(path, suffix=""):
 
 
 def _replace_directory(new, path):
-    """Renames the directory `new` to the existing directory `path`.
+    """Puts the directory `new` at the existing directory `path`.
 
-    One rename cannot replace a non-empty directory: the old one is moved
-    aside, the new one renamed in (the old put back if that fails), then the
-    old one removed.
+    One rename cannot replace a non-empty directory. Where the system can,
+    the two names are exchanged in one step, so `path` always holds a whole
+    directory, and `new` the old one, removed next (or by the next export,
+    if this process is killed first). Elsewhere the old one is moved aside
+    to `.NAME.old-PID`, the new one renamed in (the old put back if that
+    fails), then the old one removed: a kill between the renames leaves no
+    `path`, and the old directory whole, which `clear_leftovers` puts back.
     """
+    if _exchange(new, path):
+        return
     parent, name = os.path.split(path)
     old = os.path.join(parent, f".{name}.old-{os.getpid()}")
     os.replace(path, old)
@@ -58,6 +69,26 @@ def _replace_directory(new, path):
         os.replace(old, path)  # the previous directory stays in place
         raise
     shutil.rmtree(old)
+
+
+def _exchange(a, b):
+    """Exchanges the names `a` and `b` atomically: Linux's `renameat2` with
+    `RENAME_EXCHANGE` (Python's `os` has no call for it, hence ctypes).
+    False where the system or its file system cannot."""
+    renameat2 = getattr(_libc(), "renameat2", None) if sys.platform == "linux" else None
+    if renameat2 is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2  # <fcntl.h>, <linux/fs.h>
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # not on this kernel or file system
+        return False
+    raise OSError(code, os.strerror(code), a, None, b)
+
+
+def _libc():
+    return ctypes.CDLL(None, use_errno=True)
 
 
 def clear_leftovers(directory, name=None):

@@ -1,19 +1,14 @@
-"""SavedModel export: signatures another program can call without keras_vae.
-
-The directory is written under a temporary name beside the target and
-renamed into place when complete, so the target is either absent or whole.
-"""
+"""The SavedModel format: signatures another program can call without
+keras_vae, in TensorFlow or TF Serving (`keras_vae.saving.export` writes it)."""
 
 import json
 import os
-import warnings
 
 import keras
+import numpy as np
 import tensorflow as tf
 
-from keras_vae.checks import check_count, fits_width
-from keras_vae.saving import formats
-from keras_vae.saving.atomic import atomic_path, clear_leftovers
+from keras_vae.saving import formats, signatures
 from keras_vae.version import __version__
 
 METADATA = os.path.join("assets.extra", "keras_vae.json")
@@ -23,85 +18,63 @@ METADATA = os.path.join("assets.extra", "keras_vae.json")
 MAX_SAMPLES = 10_000
 
 
-def export_saved_model(model, path, overwrite=False, verbose=False, max_samples=MAX_SAMPLES):
-    """Writes `model` as a SavedModel with the signatures below.
+def write(model, path, max_samples=MAX_SAMPLES, verbose=False):
+    """Writes `model` as a SavedModel at `path` (a new directory).
+
+    Its signatures are `keras_vae.saving.signatures`' five, which refuse an
+    input of the wrong width naming the expected shape, and two more:
 
     | signature | inputs | outputs |
     | --- | --- | --- |
-    | `encode` | `x` float32 `(None, x_dim)` | `z_mu`, `z_logvar` |
-    | `decode` | `z` float32 `(None, z_dim)` | `prob`, `logits` |
-    | `reconstruct` | `x` | `prob`, `logits` of the decoded `z_mu` |
-    | `sample_from_z` | `z` drawn by the caller from N(0, I) | `prob` |
-    | `reconstruct_sampled` | `x`, `eps` float32 `(None, z_dim)` | `prob`, `logits` of z = z_mu + exp(z_logvar / 2) * eps |
     | `sample` | `n` int32 scalar, `seed` int64 scalar | `prob` `(n, x_dim)` |
     | `serving_default` | as `reconstruct` | as `reconstruct` |
 
-    All but `sample` are free of random ops, so that any runtime can run
-    them, the caller drawing the noise. `sample` uses stateless random ops
-    (the same seed gives the same images) and refuses `n` outside 1 to
-    `max_samples`, naming the limit, before it allocates anything. Every
-    signature refuses inputs of the wrong width, naming the expected shape.
-    `assets.extra/keras_vae.json` records the format version, x_dim, h_dim,
-    z_dim, the package version, the training steps and `max_samples`,
-    readable without TensorFlow.
-
-    Args:
-        model: a `keras_vae.VAE`.
-        path: str or `os.PathLike`, the directory to create.
-        overwrite: bool, replace an existing `path`. Defaults to `False`:
-            an existing `path` is an error and is left untouched.
-        verbose: bool, print Keras' list of endpoints. Defaults to `False`.
-        max_samples: int, the most images one `sample` call draws (`keras-vae
-            export --max-samples`). Defaults to `MAX_SAMPLES`, 10,000.
-
-    Raises:
-        FileExistsError: `path` exists and `overwrite` is `False`.
+    `sample` draws z with stateless random ops (the same seed gives the same
+    images) and refuses `n` outside 1 to `max_samples`, naming the limit,
+    before it allocates anything. `assets.extra/keras_vae.json` records the
+    format version, x_dim, h_dim, z_dim, the package version, the training
+    steps and `max_samples`, readable without TensorFlow.
     """
-    check_count("max_samples", max_samples)
-    path = os.path.abspath(os.fspath(path))
-    # A killed export's temporary goes; a killed --overwrite's old export
-    # comes back first, if its replacement never arrived.
-    for kept in clear_leftovers(os.path.dirname(path), os.path.basename(path)):
-        warnings.warn(f"{kept} may be another running export's; left in place.")
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(
-            f"{path} already exists. Choose another directory, or pass "
-            "overwrite=True (--overwrite) to replace it."
-        )
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with atomic_path(path) as tmp:
-        _archive(model, max_samples).write_out(tmp, verbose=verbose)
-        _write_metadata(model, os.path.join(tmp, METADATA), max_samples)
-    return path
+    _archive(model, max_samples).write_out(path, verbose=verbose)
+    _write_metadata(model, os.path.join(path, METADATA), max_samples)
+
+
+def check_path(path):
+    if os.fspath(path).endswith((".tflite", ".onnx", ".keras")):
+        raise ValueError(f"A SavedModel is a directory; received {os.fspath(path)!r}, the name "
+                         "of another format's file. Name a directory, for example vae_savedmodel.")
+
+
+def require_runtime():
+    """TensorFlow, which loads SavedModels: always installed."""
+    return tf
+
+
+def runner(path, runtime):
+    """Calls signatures of the SavedModel at `path` in TensorFlow (`runtime`),
+    as a server would: `run(name, inputs)` takes and returns dicts of arrays."""
+    loaded = runtime.saved_model.load(path)
+
+    def run(name, inputs):
+        outputs = loaded.signatures[name](**{k: tf.constant(v) for k, v in inputs.items()})
+        return {key: value.numpy() for key, value in outputs.items()}
+
+    return run
+
+
+def extra_cases(model, inputs, max_samples):
+    """The self-check's cases of the two signatures beyond the random-free
+    five: (signature, inputs, the Keras model's outputs)."""
+    rows = min(len(inputs["x"]), max_samples)
+    seed = np.int64(0)
+    z = tf.random.stateless_normal([rows, model.z_dim], seed=tf.stack([seed, tf.zeros_like(seed)]))
+    reconstruct = signatures.random_free(model, checked=False)["reconstruct"]
+    return [("sample", {"n": np.int32(rows), "seed": seed}, {"prob": model.decode(z)[0]}),
+            ("serving_default", {"x": inputs["x"]}, reconstruct(inputs["x"]))]
 
 
 def _archive(model, max_samples):
     """The endpoints, with named inputs and named outputs."""
-    x_spec = tf.TensorSpec([None, model.x_dim], tf.float32, name="x")
-    z_spec = tf.TensorSpec([None, model.z_dim], tf.float32, name="z")
-    eps_spec = tf.TensorSpec([None, model.z_dim], tf.float32, name="eps")
-
-    def encode(x):
-        z_mu, z_logvar = model.encode(_checked(x, "x", model.x_dim))
-        return {"z_mu": z_mu, "z_logvar": z_logvar}
-
-    def decode(z):
-        prob, logits = model.decode(_checked(z, "z", model.z_dim))
-        return {"prob": prob, "logits": logits}
-
-    def reconstruct(x):
-        z_mu, _ = model.encode(_checked(x, "x", model.x_dim))
-        prob, logits = model.decode(z_mu)
-        return {"prob": prob, "logits": logits}
-
-    def sample_from_z(z):
-        return {"prob": model.decode(_checked(z, "z", model.z_dim))[0]}
-
-    def reconstruct_sampled(x, eps):
-        x, eps = _same_batch(_checked(x, "x", model.x_dim), _checked(eps, "eps", model.z_dim))
-        z_mu, z_logvar = model.encode(x)
-        prob, logits = model.decode(model.reparameterize(z_mu, z_logvar, eps))
-        return {"prob": prob, "logits": logits}
 
     def sample(n, seed):
         with tf.control_dependencies([_bounded(n, max_samples)]):
@@ -111,13 +84,11 @@ def _archive(model, max_samples):
 
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint("serving_default", reconstruct, input_signature=[x_spec])
-    archive.add_endpoint("encode", encode, input_signature=[x_spec])
-    archive.add_endpoint("decode", decode, input_signature=[z_spec])
-    archive.add_endpoint("reconstruct", reconstruct, input_signature=[x_spec])
-    archive.add_endpoint("sample_from_z", sample_from_z, input_signature=[z_spec])
-    archive.add_endpoint("reconstruct_sampled", reconstruct_sampled,
-                         input_signature=[x_spec, eps_spec])
+    functions = signatures.random_free(model, checked=True)
+    archive.add_endpoint("serving_default", functions["reconstruct"],
+                         input_signature=signatures.input_specs(model, "reconstruct"))
+    for name, function in functions.items():
+        archive.add_endpoint(name, function, input_signature=signatures.input_specs(model, name))
     archive.add_endpoint(
         "sample",
         sample,
@@ -135,31 +106,6 @@ def _bounded(n, max_samples):
         tf.logical_and(n >= 1, n <= max_samples),
         [f"`n` must be from 1 to {max_samples}, the limit this SavedModel was exported "
          "with (max_samples=, keras-vae export --max-samples). Received n:", n])
-
-
-def _same_batch(x, eps):
-    """`x` and `eps`, once they are known at run time to have as many rows."""
-    rows_x, rows_eps = tf.shape(x)[0], tf.shape(eps)[0]
-    check = tf.debugging.Assert(
-        tf.equal(rows_x, rows_eps),
-        ["`eps` must have a row per image of `x`. Received rows:", rows_x, rows_eps])
-    with tf.control_dependencies([check]):
-        return tf.identity(x), tf.identity(eps)
-
-
-def _checked(tensor, name, size):
-    """`tensor`, once it is known at run time to be `(batch, size)`.
-
-    A signature call does not check the shape it is fed; without this, a
-    wrong one fails deep inside a MatMul without naming the expected shape.
-    The check is dynamic, since the traced shape is the signature's.
-    """
-    check = tf.debugging.Assert(
-        fits_width(tensor, size),
-        [f"`{name}` must be float32 of shape (None, {size}). Received shape:", tf.shape(tensor)],
-    )
-    with tf.control_dependencies([check]):
-        return tf.identity(tensor)
 
 
 def _write_metadata(model, path, max_samples):

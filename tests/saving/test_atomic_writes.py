@@ -11,6 +11,7 @@ import collections
 import errno
 import json
 import os
+from unittest import mock
 
 import keras
 import numpy as np
@@ -23,9 +24,9 @@ from keras_vae.training import checkpoints
 
 from keras_vae.evaluation.grid import save_grid
 from keras_vae.model import VAE
-from keras_vae.saving import saved_model as export
+from keras_vae.saving import saved_model
+from keras_vae.saving.export import export
 from keras_vae.saving.keras_file import load_model, save_model
-from keras_vae.saving.saved_model import export_saved_model
 from keras_vae.training.checkpoints import list_checkpoints, load_latest, save_checkpoint
 
 
@@ -68,7 +69,13 @@ def write_checkpoint(directory, version):
 
 
 def write_export(directory, version):
-    export_saved_model(small_vae(version), directory / "saved", overwrite=True)
+    export(small_vae(version), directory / "saved", overwrite=True)
+
+
+def write_export_by_two_renames(directory, version):
+    """As `write_export` where directories cannot be exchanged in one step."""
+    with mock.patch.object(atomic, "_exchange", return_value=False):
+        write_export(directory, version)
 
 
 def load_vae_file(directory):
@@ -98,9 +105,12 @@ WRITERS = {
     # crash there leaves the new `.keras` file, unreferenced, beside the old one).
     "save_checkpoint": Writer(write_checkpoint, (VAE, "save"),
                               lambda dst: dst.endswith(".json"), load_checkpoint),
-    # With overwrite: the previous export is moved aside, then the new one renamed in.
-    "export_saved_model": Writer(write_export, (export, "_write_metadata"),
-                                 lambda dst: os.path.basename(dst) == "saved"),
+    # With overwrite: the new export and the previous one exchange names...
+    "export": Writer(write_export, (saved_model, "_write_metadata"),
+                     lambda dst: os.path.basename(dst) == "saved"),
+    # ...or the previous one is moved aside, then the new one renamed in.
+    "export_by_two_renames": Writer(write_export_by_two_renames, (saved_model, "_write_metadata"),
+                                    lambda dst: os.path.basename(dst) == "saved"),
 }
 
 
@@ -126,18 +136,21 @@ def cut_to_half(output):
 
 
 def crash_at_rename(monkeypatch, installs):
-    """Makes `os.replace`, as the writers' `keras_vae.saving.atomic` calls it, raise
-    OSError, once, at the rename that would put the new output in place."""
-    replace = os.replace
+    """Makes `os.replace` and the exchange of two names, as the writers'
+    `keras_vae.saving.atomic` calls them, raise OSError, once, at the rename
+    that would put the new output in place."""
     crashed = []
 
-    def replace_or_crash(src, dst):
-        if not crashed and installs(os.fspath(dst)):
-            crashed.append(dst)
-            raise OSError(errno.EIO, "crashed at the rename", os.fspath(dst))
-        return replace(src, dst)
+    def or_crash(rename):
+        def rename_or_crash(src, dst):
+            if not crashed and installs(os.fspath(dst)):
+                crashed.append(dst)
+                raise OSError(errno.EIO, "crashed at the rename", os.fspath(dst))
+            return rename(src, dst)
+        return rename_or_crash
 
-    monkeypatch.setattr(atomic.os, "replace", replace_or_crash)
+    monkeypatch.setattr(atomic.os, "replace", or_crash(os.replace))
+    monkeypatch.setattr(atomic, "_exchange", or_crash(atomic._exchange))
 
 
 def contents(root):
@@ -205,13 +218,13 @@ def test_a_checkpoint_clears_what_a_killed_writer_left_and_names_a_running_ones(
 
 def test_an_export_puts_back_the_old_one_a_killed_overwrite_moved_aside(tmp_path):
     target, dead = tmp_path / "saved", _dead_pid()
-    export_saved_model(small_vae(1), target)
+    export(small_vae(1), target)
     # Killed between the two renames: the old export aside, no target.
     os.replace(target, tmp_path / f".saved.old-{dead}")
     (tmp_path / f".saved.tmp-{_dead_pid()}").mkdir()
     with pytest.raises(FileExistsError):  # the old one is back, so it is refused
-        export_saved_model(small_vae(2), target)
+        export(small_vae(2), target)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["saved"]
-    assert (target / export.METADATA).is_file()
-    export_saved_model(small_vae(2), target, overwrite=True)
+    assert (target / saved_model.METADATA).is_file()
+    export(small_vae(2), target, overwrite=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["saved"]

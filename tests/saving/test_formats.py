@@ -23,7 +23,7 @@ from keras_vae.losses import kl_divergence, reconstruction_loss
 from keras_vae.model import VAE  # registers the VAE with Keras
 from keras_vae.saving import formats
 from keras_vae.saving.formats import FORMAT_VERSION, FormatVersionError
-from keras_vae.saving.saved_model import export_saved_model
+from keras_vae.saving.export import export
 from keras_vae.training.checkpoints import load_latest, save_checkpoint
 from tests.fixtures.make_fixtures import BATCH_SIZE, BIASES, images, one_more_step, state
 
@@ -247,6 +247,6 @@ def test_files_written_now_carry_the_format_version(tmp_path):
     record = json.loads((tmp_path / "checkpoints" / "ckpt-000000003.json").read_text())
     assert record["format_version"] == FORMAT_VERSION
 
-    export_saved_model(model, tmp_path / "saved")
+    export(model, tmp_path / "saved")
     metadata = json.loads((tmp_path / "saved" / "assets.extra" / "keras_vae.json").read_text())
     assert metadata["format_version"] == FORMAT_VERSION
