@@ -58,7 +58,7 @@ def save_checkpoint(model, directory, config, keep=2):
     if not all(np.isfinite(w.numpy()).all() for w in model.weights):
         raise ValueError("Refusing to checkpoint weights that are NaN or infinite.")
     os.makedirs(directory, exist_ok=True)
-    _clear_leftovers(directory)
+    tidy(directory)
     step = int(model.optimizer.iterations.numpy())
     stem = os.path.join(directory, f"ckpt-{step:09d}")
     save_model(model, stem + ".keras")
@@ -137,9 +137,10 @@ def load_latest(directory, warn=None):
     return None
 
 
-def _clear_leftovers(directory):
-    """Removes the partial files of writers killed mid-checkpoint; names
-    those of processes still running, which may be another run's."""
+def tidy(directory):
+    """Removes the partial files of writers killed mid-checkpoint from
+    `directory`; names those of processes still running, which may be
+    another run's."""
     kept = clear_leftovers(directory)
     if kept:
         warnings.warn(f"{directory} holds files another running process may be writing, "

@@ -21,7 +21,7 @@ from keras_vae.optimizers import TF1Adam
 from keras_vae.saving.atomic import sha256
 from keras_vae.saving.keras_file import save_model
 from keras_vae.training.callbacks import Checkpointer, SampleGrid, StopOnDivergence, StopOnSignal
-from keras_vae.training.checkpoints import list_checkpoints, load_latest
+from keras_vae.training.checkpoints import list_checkpoints, load_latest, tidy
 from keras_vae.training.config import RunConfig
 from keras_vae.training.logs import TrainingLog, prepare_log_dir
 
@@ -148,6 +148,8 @@ def _load_checkpoint(config, place):
     if place.strategy is not None:  # before loading, which runs collectives
         newest = _newest_checkpoint(config.checkpoint_dir)
         _check_same_start(place.gather, newest[0] if newest else 0, config.checkpoint_dir)
+    if place.chief:  # the one writer: what a killed run half-wrote goes now
+        tidy(config.checkpoint_dir)
     with place.scope():
         return load_latest(config.checkpoint_dir)
 
