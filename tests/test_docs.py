@@ -37,6 +37,7 @@ import functools
 import gzip
 import hashlib
 import http.server
+import importlib.util
 import json
 import os
 import queue
@@ -74,7 +75,13 @@ NOT_RUN = {
         "needs two machines",
     ("docs/evaluation.md", "tensorboard --logdir logs/"):
         "starts a server that runs until stopped",
+    ("docs/export.md", "keras-vae export --model vae.keras --out models/vae/1"):
+        "needs TF Serving's server, a Docker image these tests cannot fetch",
 }
+
+# Pages whose blocks need an extra's packages: their test skips, naming the
+# extra, where it is not installed (.ci/run installs them).
+EXTRAS = {"docs/export.md": {"litert": "ai_edge_litert", "onnx": "onnxruntime"}}
 
 TIMEOUT = 600  # seconds, for one block
 
@@ -420,6 +427,9 @@ def run_commands(block, cwd, env):
 @pytest.mark.slow
 @pytest.mark.parametrize("page", RUN_PAGES)
 def test_every_block_of_the_page_runs_and_prints_what_it_shows(page, tmp_path, mirror):
+    for extra, module in EXTRAS.get(page, {}).items():
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"{page} needs the {extra} extra: pip install -e '.[{extra}]'")
     files, digests = mirror
     shutil.copytree(files, tmp_path / "MNIST_data")  # the mirror's bytes: gzip keeps a time
     env = page_env(tmp_path, digests)
