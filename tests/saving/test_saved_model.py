@@ -261,7 +261,7 @@ def test_killing_an_export_never_leaves_a_partial_target(trained, tmp_path):
          "--out", target],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    temporary = tmp_path / f".saved.tmp-{proc.pid}"  # export_saved_model's
+    temporary = tmp_path / f".saved.tmp-{proc.pid}"  # the export's
     while proc.poll() is None and not _holds_a_file(temporary):
         time.sleep(0.002)
     proc.send_signal(signal.SIGKILL)
