@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 
@@ -115,3 +116,50 @@ def test_bench_startup_times_a_command_from_the_end_of_its_import(synthetic_mnis
         assert 0 < after_import < whole, (name, whole, after_import)
         assert stdout.startswith("imported ")
     assert "Iter: 0" in stdout and (tmp_path / "000.png").exists()  # the command ran
+
+
+def test_bench_serving_reports_every_signature_of_every_runtime(tmp_path):
+    figures = tmp_path / "serving.json"
+    run = subprocess.run(
+        [sys.executable, "benchmarks/bench_serving.py", "--rounds", "1", "--calls", "3",
+         "--json", str(figures)],
+        capture_output=True, text=True, cwd=REPO, env=checkout_env(), timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = json.loads(figures.read_text())
+    installed = {"litert": importlib.util.find_spec("ai_edge_litert") is not None,
+                 "onnx": all(importlib.util.find_spec(m) for m in ("onnxruntime", "tf2onnx"))}
+    runtimes = ["keras", "saved_model", *(name for name, found in installed.items() if found)]
+    assert list(report["median"]) == runtimes
+    assert set(report["skipped"]) == {name for name, found in installed.items() if not found}
+    signatures = ("encode", "decode", "reconstruct", "sample_from_z", "reconstruct_sampled")
+    for runtime in runtimes:
+        assert len(report["runs"][runtime]) == 1, runtime  # one run per round
+        for name in signatures:
+            figure = report["median"][runtime][name]
+            assert 0 < figure["latency_s"] <= figure["latency_p90_s"], (runtime, name)
+            assert figure["images_per_s"] > 0, (runtime, name)
+    # The two markdown tables: a row per signature, a column per runtime.
+    assert run.stdout.count("| signature | " + " | ".join(runtimes) + " |") == 2
+    for name in signatures:
+        assert run.stdout.count(f"| {name} | ") == 2, name
+
+
+def test_bench_serving_skips_a_runtime_whose_extra_is_missing(tmp_path):
+    # A package of that name first on the path, whose import fails as a
+    # missing one's does.
+    (tmp_path / "ai_edge_litert").mkdir()
+    (tmp_path / "ai_edge_litert" / "__init__.py").write_text(
+        "raise ImportError('No module named ai_edge_litert (hidden by the test)')\n")
+    env = checkout_env()
+    env["PYTHONPATH"] = f"{tmp_path}{os.pathsep}{env['PYTHONPATH']}"
+    figures = tmp_path / "serving.json"
+    run = subprocess.run(
+        [sys.executable, "benchmarks/bench_serving.py", "--rounds", "1", "--calls", "3",
+         "--runtimes", "keras,litert", "--json", str(figures)],
+        capture_output=True, text=True, cwd=REPO, env=env, timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "litert: skipped" in run.stdout and "pip install 'keras-vae[litert]'" in run.stdout
+    report = json.loads(figures.read_text())
+    assert list(report["skipped"]) == ["litert"] and list(report["median"]) == ["keras"]
