@@ -27,7 +27,7 @@ import weakref
 import keras
 import tensorflow as tf
 
-from keras_vae import _compat
+from keras_vae import _compat, replicas
 from keras_vae.data.batches import MnistBatches, as_dataset
 from keras_vae.progress import progress_bar
 
@@ -70,13 +70,12 @@ class Execution:
         if (not isinstance(x, MnistBatches) or x.stream is None or y is not None
                 or not steps_per_epoch or model.run_eagerly):
             return None
-        default = tf.distribute.get_strategy()  # outside any scope: the default one
-        if tf.distribute.has_strategy() or model.distribute_strategy is not default:
-            # Under a strategy (even of one replica) Keras' loop runs, in the
-            # strategy's scope: replicas each take their rows of the batch from
-            # tf.data. (A model made in a strategy's scope keeps it; fit runs
-            # outside it.)
+        # A model made in a strategy's scope keeps it; fit may run outside it.
+        strategy = model.distribute_strategy
+        if tf.distribute.has_strategy() and tf.distribute.get_strategy() is not strategy:
             return None
+        if _distributed(strategy) and (self.fast or not isinstance(strategy, IN_GRAPH_STRATEGIES)):
+            return None  # Keras' loop: replicas take their rows of each batch from tf.data
         return x.stream
 
     def xla_loop(self):
@@ -98,6 +97,15 @@ class Execution:
         size = int(model.steps_per_execution)
         self.xla_loop()(tf.constant(0), tf.zeros((size, batch_size, model.x_dim)),
                         tf.zeros((size, batch_size, model.z_dim)))
+
+
+# The strategies whose replicas run the in-graph loop's steps.
+IN_GRAPH_STRATEGIES = (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def _distributed(strategy):
+    """Whether `strategy` is one of `tf.distribute`'s, not the default (one device)."""
+    return tf.distribute.has_strategy() or strategy is not tf.distribute.get_strategy()
 
 
 def warm_up(model, batch_size):
@@ -176,6 +184,8 @@ class InGraphFit:
         """One call into TensorFlow: `steps` training steps; returns the metrics."""
         block = self.stream.next_block(steps)  # (steps, batch, 784)
         model = self.model
+        if _distributed(model.distribute_strategy) and model.distribute_strategy.num_replicas_in_sync > 1:
+            return self._distributed_call(steps, block)
 
         def step(i, logs):
             # The step is built for any batch size, as the TF1 graph's
@@ -190,6 +200,32 @@ class InGraphFit:
                                 (tf.constant(0), model.get_metrics_result()),
                                 parallel_iterations=1)
         return logs
+
+    def _distributed_call(self, steps, block):
+        """`_call`'s steps under the model's strategy: each step runs on every
+        replica, each taking its rows of the global batch (its share known
+        here, so found without a collective); the metrics are read once, at
+        the end."""
+        model = self.model
+        strategy = model.distribute_strategy
+        total = block.shape[1]
+
+        def replica_step(batch):
+            x, share = replicas.rows_of(batch, total, strategy.num_replicas_in_sync)
+            x = tf.raw_ops.PlaceholderWithDefault(input=x, shape=[None, batch.shape[-1]])
+            losses = model.optimizer_step(x, share=share)
+            model.update_metrics(*share.as_replica_mean(losses))
+            return losses[0]
+
+        def step(i, _):
+            # Carried out of the loop, this replica's loss orders the steps.
+            return i + 1, strategy.experimental_local_results(
+                strategy.run(replica_step, args=(block[i],)))[0]
+
+        _, last = tf.while_loop(lambda i, _: i < steps, step, (tf.constant(0), tf.constant(0.0)),
+                                parallel_iterations=1)
+        with tf.control_dependencies([last]):
+            return model.get_metrics_result()
 
     def _fast_call(self, steps, block_size):
         """Fast mode: the steps compiled by XLA, their batches and noise drawn
@@ -263,7 +299,7 @@ class InGraphFit:
 
 def _stand_in_dataset():
     """What Keras' epoch loop iterates over; the batches come from the stream."""
-    return tf.data.Dataset.from_tensors(tf.constant(0)).repeat()
+    return tf.data.Dataset.from_tensors(tf.zeros([1])).repeat()
 
 
 class _Progress(keras.callbacks.Callback):

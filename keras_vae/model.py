@@ -136,25 +136,26 @@ class VAE(KerasModel):
         weight = tf.reshape(tf.cast(sample_weight, recon_loss.dtype), [-1])
         return tuple(_weighted_mean(v, weight) for v in (vae_loss, recon_loss, kl_loss))
 
-    def compute_gradients(self, x, noise=None, sample_weight=None):
+    def compute_gradients(self, x, noise=None, sample_weight=None, share=None):
         """(vae_loss, recon_loss, kl_loss) and the gradient of vae_loss per weight.
 
         Traced (inside `fit` or a `tf.function`) the gradients are the TF1
         graph's bit for bit. Under a strategy of several replicas, each
-        replica's loss is its share of the global batch mean, which the
-        strategy's sum of gradients adds up (`keras_vae.replicas`).
+        replica's loss is its share of the global batch mean (`share`, if
+        known), which the strategy's sum of gradients adds up
+        (`keras_vae.replicas`).
         """
-        share, noise = replicas.share_and_noise(x, noise, self.draw_normal, self.z_dim)
+        share, noise = replicas.share_and_noise(x, noise, self.draw_normal, self.z_dim, share)
         with tf.GradientTape() as tape:
             losses = self.compute_vae_loss(x, noise, sample_weight)
             scaled_loss = losses[0] if share is None else losses[0] * share.fraction
         gradients = tape.gradient(scaled_loss, self.trainable_weights)
         return (losses if share is None else share.as_replica_mean(losses)), gradients
 
-    def optimizer_step(self, x, noise=None, sample_weight=None):
+    def optimizer_step(self, x, noise=None, sample_weight=None, share=None):
         """One optimizer step on the loss of images already checked; returns
         (vae_loss, recon_loss, kl_loss), as `compute_gradients` does."""
-        losses, gradients = self.compute_gradients(x, noise, sample_weight)
+        losses, gradients = self.compute_gradients(x, noise, sample_weight, share)
         self.optimizer.apply(gradients, self.trainable_weights)
         return losses
 

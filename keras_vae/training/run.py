@@ -20,7 +20,8 @@ from keras_vae.model import VAE
 from keras_vae.optimizers import TF1Adam
 from keras_vae.saving.atomic import sha256
 from keras_vae.saving.keras_file import save_model
-from keras_vae.training.callbacks import Checkpointer, SampleGrid, StopOnDivergence, StopOnSignal
+from keras_vae.training.callbacks import (CallBoundaries, Checkpointer, SampleGrid,
+                                          StopOnDivergence, StopOnSignal)
 from keras_vae.training.checkpoints import list_checkpoints, load_latest, tidy
 from keras_vae.training.config import RunConfig
 from keras_vae.training.logs import TrainingLog, prepare_log_dir
@@ -68,8 +69,19 @@ class _Place:
     def multi_worker(self):
         return self.strategy is not None and is_multi_worker(self.strategy)
 
+    @property
+    def replicas(self):
+        """The replicas the model's steps run on."""
+        return 1 if self.strategy is None else self.strategy.num_replicas_in_sync
+
     def scope(self):
-        return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
+        """Where the model is made: the strategy's scope, but for a strategy
+        of one replica, which would only add the cost of its distributed
+        variables to each step (benchmarks/RESULTS.md): the model is then
+        one device's, and trains with its bits."""
+        if self.replicas == 1:
+            return contextlib.nullcontext()
+        return self.strategy.scope()
 
 
 def train(config=None, *, callbacks=(), strategy=None, **settings):
@@ -127,7 +139,7 @@ def train(config=None, *, callbacks=(), strategy=None, **settings):
 def _check_invocation(config, place):
     """Refuses settings that cannot go together, and directories this process
     cannot write to, before anything is read or trained."""
-    if place.strategy is not None and config.fast:
+    if place.replicas > 1 and config.fast:
         raise UsageError("--fast runs each call's steps as one XLA loop on one device; "
                          "drop --fast, or --strategy.")
     if not place.chief:
@@ -251,14 +263,13 @@ def _compiled_model(config, resumed, x_dim, place):
             model = resumed[1]
         model.trained_with = {name: value for name, value in config.record().items()
                               if name not in _NOT_TRAINED_WITH and value is not None}
-        # Several steps per call into TensorFlow; the callbacks' steps still end
-        # calls (keras_vae.execution), so the bits are those of one step per call.
-        # Under a strategy Keras' own loop runs, whose calls would not end there:
-        # one step per call.
+        # Several steps per call into TensorFlow, under a strategy too; the
+        # callbacks' steps still end calls (keras_vae.execution), so the bits
+        # are those of one step per call.
         optimizer = (getattr(model, "optimizer", None)
                      or TF1Adam(learning_rate=config.learning_rate))
         model.compile(optimizer=optimizer, fast=config.fast,
-                      steps_per_execution=STEPS_PER_EXECUTION if place.strategy is None else 1)
+                      steps_per_execution=STEPS_PER_EXECUTION)
     return model
 
 
@@ -268,11 +279,15 @@ def _fit(model, data, config, start, grid, place, callbacks):
     agree = (lambda signum: max(place.gather(signum))) if place.multi_worker else None
     signals = StopOnSignal(agree=agree)
     checkpointer = None
-    if config.checkpoint_dir is not None and place.chief:
+    if config.checkpoint_dir is not None:
         checkpointer = Checkpointer(config.checkpoint_dir, every=config.checkpoint_every,
                                     config=config.record())
-    own = [divergence, grid, *_training_log(config, grid), checkpointer] if place.chief \
-        else [divergence]
+    if place.chief:
+        own = [divergence, grid, *_training_log(config, grid), checkpointer]
+    else:  # the chief's grids and checkpoints end its calls: they end this worker's too
+        ends = [*grid.execution_boundaries, *(checkpointer.execution_boundaries
+                                              if checkpointer else [])]
+        own, checkpointer = [divergence, CallBoundaries(ends)], None
     try:
         model.fit(data, epochs=1, steps_per_epoch=config.iters - start,
                   callbacks=[*filter(None, own), signals, *callbacks], shuffle=False,
