@@ -5,14 +5,14 @@ a step, and what more devices or machines would give.
 
 Each configuration trains with `keras_vae.training.run.train` (the model made and
 compiled under the strategy's scope, as `keras-vae train --strategy` does),
-in fresh processes of its own, since a strategy is set once per process:
-- one: one device, the CLI's own path: batches drawn in-graph, 100 steps per
-  call into TensorFlow;
-- one-spe1: one device, one step per call as under the strategies (batches
-  still drawn in-graph): the cost of the calls, apart from that of distribution;
+100 steps per call into TensorFlow, its batches drawn in the graph, in fresh
+processes of its own, since a strategy is set once per process:
+- one: one device, the CLI's own path;
+- mirrored-1: `--strategy mirrored --replicas 1`, a strategy of one replica
+  (which trains as one device does);
 - mirrored-2: MirroredStrategy on 2 logical CPU devices, one process;
 - workers-1, workers-2, workers-3: MultiWorkerMirroredStrategy, 1, 2 and 3
-  processes on localhost (workers-1: the strategy's machinery without a peer).
+  processes on localhost (workers-1: the cluster's machinery without a peer).
 
 Steps/s: the steps after the first `--warmup` (from the end of the call that
 reaches it) to the end of the run, `--steps` later, over their time;
@@ -24,22 +24,23 @@ All-reduce: after training, in the same processes, a tf.function runs, through
 model's gradients (240,344 values), given in one call as Keras' optimizer
 reduces the gradients; in alternation with it, the same function returning
 the tensors unreduced. Over `--reduce-reps` calls each, the difference of the
-medians is the all-reduce's time per step. The step's other collectives (an
-all-gather of the replicas' batch sizes; under workers, the logged losses'
-means) carry a few bytes each, but each costs a collective's latency: they
-are not in that figure.
+medians is the all-reduce's time per step; its share of the step is that
+over the configuration's step.
 
 `--rounds` rounds run every configuration in turn, their order rotated each
-round; the tables show medians per configuration.
+round; the tables show medians per configuration, and the median of each
+round's ratio to one's steps/s ("paired").
 
 Estimates: with the ring all-reduce's cost model and a stated bandwidth and
 latency per link (LINKS), the step of n = 2 and 8 GPUs or machines, each as
-fast as one device here: t_one / n + t_call + t_ar(n), where t_one is `one`'s
-step (its compute, the calls' cost spread over 100 steps), t_call what one
-step per call adds (one-spe1's step minus one's; keras_vae takes one step per
-call under a strategy), t_ar(n) = 2 (n - 1) / n * bytes / bandwidth
-+ 2 (n - 1) * latency, the ten gradients sent as one message. The global
-batch stays 64, so t_one / n is an optimistic bound.
+fast as one device here: t_one / n + t_replica + t_ar(n), where t_one is
+`one`'s step, t_replica what running the step on replicas adds beside its
+all-reduce (mirrored-2's step, minus one's, minus mirrored-2's measured
+all-reduce: `strategy.run`, the replicas' threads, their copies of the
+batch; an upper bound, since here both replicas share two cores), and
+t_ar(n) = 2 (n - 1) / n * bytes / bandwidth + 2 (n - 1) * latency, the ten
+gradients sent as one message. The global batch stays 64, so t_one / n is
+an optimistic bound.
 """
 
 import argparse
@@ -55,7 +56,7 @@ import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIGS = ("one", "one-spe1", "mirrored-2", "workers-1", "workers-2", "workers-3")
+CONFIGS = ("one", "mirrored-1", "mirrored-2", "workers-1", "workers-2", "workers-3")
 BATCH = 64  # the global batch of every configuration
 REDUCE_WARMUP = 20  # untimed calls of each all-reduce function first
 ESTIMATE_DEVICES = (2, 8)
@@ -74,8 +75,8 @@ def processes(config):
 
 
 def is_distributed(config):
-    """Whether `config` has replicas to all-reduce across (workers-1 has one)."""
-    return config not in ("one", "one-spe1")
+    """Whether `config` runs under a strategy (mirrored-1 and workers-1 of one replica)."""
+    return config != "one"
 
 
 def make_config_strategy(config, index, ports):
@@ -84,10 +85,8 @@ def make_config_strategy(config, index, ports):
 
     if config == "one":
         return None
-    if config == "one-spe1":  # the default strategy: train takes one step per call
-        return make_strategy("one")
-    if config == "mirrored-2":
-        return make_strategy("mirrored", replicas=2)
+    if config.startswith("mirrored-"):
+        return make_strategy("mirrored", replicas=int(config.split("-")[1]))
     return make_strategy("multi-worker", workers=[f"localhost:{p}" for p in ports.split(",")],
                          worker_index=index)
 
@@ -236,13 +235,13 @@ def summarize(runs):
     return summary
 
 
-def estimate(t_one, t_call, grad_bytes):
+def estimate(t_one, t_replica, grad_bytes):
     """The estimated step of each link and device count (see the docstring)."""
     rows = []
     for link, (_, bandwidth, latency) in LINKS.items():
         for n in ESTIMATE_DEVICES:
             t_ar = 2 * (n - 1) / n * grad_bytes / bandwidth + 2 * (n - 1) * latency
-            step = t_one / n + t_call + t_ar
+            step = t_one / n + t_replica + t_ar
             rows.append({"link": link, "devices": n, "all_reduce_ms": t_ar * 1e3,
                          "step_ms": step * 1e3, "steps_per_s": 1 / step, "x_one": t_one / step})
     return rows
@@ -266,20 +265,17 @@ def print_measured(summary, args, machine):
 def print_findings(summary, cpus):
     """A few sentences, each derived from the figures measured."""
     print(f"\nAll replicas and workers here share the same {cpus} CPU cores.")
-    if "one" in summary and "one-spe1" in summary:
-        print(f"One step per call instead of 100: {summary['one-spe1']['x_one']:.2f}x one's "
-              "steps/s on one device.")
     for config, f in summary.items():
         if is_distributed(config) and "x_one" in f:
             print(f"{config}: {f['x_one']:.2f}x one's steps/s; its all-reduce "
                   f"{f['all_reduce_ms']:.3f} ms, {f['all_reduce_share']:.0%} of its step.")
 
 
-def print_estimates(estimates, t_one, t_call, grad_bytes):
+def print_estimates(estimates, t_one, t_replica, grad_bytes):
     print(f"\nEstimates (not measured), n devices each as fast as one device here: gradients "
-          f"{grad_bytes:,} bytes per step;\n  step = t_one / n + t_call + t_ar(n), with "
-          f"t_one = {t_one * 1e3:.3f} ms (one's step), t_call = {t_call * 1e3:.3f} ms "
-          "(one-spe1's minus one's: one step per call);\n  t_ar(n) = 2 (n-1)/n bytes / "
+          f"{grad_bytes:,} bytes per step;\n  step = t_one / n + t_replica + t_ar(n), with "
+          f"t_one = {t_one * 1e3:.3f} ms (one's step), t_replica = {t_replica * 1e3:.3f} ms "
+          "(mirrored-2's minus one's, minus its all-reduce);\n  t_ar(n) = 2 (n-1)/n bytes / "
           "bandwidth + 2 (n-1) latency (ring all-reduce, the gradients as one message).\n"
           "  The global batch stays 64, so t_one / n is an optimistic bound. Links as stated:")
     for link, (kind, bandwidth, latency) in LINKS.items():
@@ -339,19 +335,21 @@ def main(argv=None):
     report = {"args": vars(args), "machine": {"cpus": cpus, "tensorflow": first["tensorflow"],
                                               "keras": first["keras"]},
               "grad_bytes": grad_bytes, "median": summary, "runs": runs}
-    if "one" in summary and "one-spe1" in summary:
+    if "one" in summary and "mirrored-2" in summary:
         t_one = 1 / summary["one"]["steps_per_s"]
-        t_call = 1 / summary["one-spe1"]["steps_per_s"] - t_one
-        report["estimates"] = estimate(t_one, t_call, grad_bytes)
+        mirrored = summary["mirrored-2"]
+        t_replica = max(0.0, 1 / mirrored["steps_per_s"] - t_one - mirrored["all_reduce_ms"] / 1e3)
+        report["estimates"] = estimate(t_one, t_replica, grad_bytes)
         report["assumptions"] = {
             "links": {link: {"between": kind, "bandwidth_bytes_per_s": b, "latency_s": lat}
                       for link, (kind, b, lat) in LINKS.items()},
-            "t_one_s": t_one, "t_call_s": t_call,
-            "model": "step = t_one / n + t_call + 2 (n-1)/n bytes / bandwidth + 2 (n-1) latency",
+            "t_one_s": t_one, "t_replica_s": t_replica,
+            "model": "step = t_one / n + t_replica + 2 (n-1)/n bytes / bandwidth "
+                     "+ 2 (n-1) latency",
         }
-        print_estimates(report["estimates"], t_one, t_call, grad_bytes)
+        print_estimates(report["estimates"], t_one, t_replica, grad_bytes)
     else:
-        print("\n(no estimates: they need the configurations one and one-spe1)")
+        print("\n(no estimates: they need the configurations one and mirrored-2)")
     with open(args.json, "w") as f:
         json.dump(report, f, indent=2)
     print(f"\n(data: {args.data_dir}; figures in {args.json})")
