@@ -34,11 +34,10 @@ round's ratio to one's steps/s ("paired").
 Estimates: with the ring all-reduce's cost model and a stated bandwidth and
 latency per link (LINKS), the step of n = 2 and 8 GPUs or machines, each as
 fast as one device here: t_one / n + t_replica + t_ar(n), where t_one is
-`one`'s step, t_replica what running the step on replicas adds beside its
-all-reduce (mirrored-2's step, minus one's, minus mirrored-2's measured
-all-reduce: `strategy.run`, the replicas' threads, their copies of the
-batch; an upper bound, since here both replicas share two cores), and
-t_ar(n) = 2 (n - 1) / n * bytes / bandwidth + 2 (n - 1) * latency, the ten
+`one`'s step, t_replica what a step on several replicas costs beside its
+compute and all-reduce (`strategy.run` on two replicas against one: the
+run ms of mirrored-2 minus that of mirrored-1, each a call of the same
+function, so that its call's own cost cancels), and t_ar(n) = 2 (n - 1) / n * bytes / bandwidth + 2 (n - 1) * latency, the ten
 gradients sent as one message. The global batch stays 64, so t_one / n is
 an optimistic bound.
 """
@@ -275,7 +274,8 @@ def print_estimates(estimates, t_one, t_replica, grad_bytes):
     print(f"\nEstimates (not measured), n devices each as fast as one device here: gradients "
           f"{grad_bytes:,} bytes per step;\n  step = t_one / n + t_replica + t_ar(n), with "
           f"t_one = {t_one * 1e3:.3f} ms (one's step), t_replica = {t_replica * 1e3:.3f} ms "
-          "(mirrored-2's minus one's, minus its all-reduce);\n  t_ar(n) = 2 (n-1)/n bytes / "
+          "(strategy.run on 2 replicas beyond 1: mirrored-2's run ms minus mirrored-1's);\n"
+          "  t_ar(n) = 2 (n-1)/n bytes / "
           "bandwidth + 2 (n-1) latency (ring all-reduce, the gradients as one message).\n"
           "  The global batch stays 64, so t_one / n is an optimistic bound. Links as stated:")
     for link, (kind, bandwidth, latency) in LINKS.items():
@@ -335,10 +335,9 @@ def main(argv=None):
     report = {"args": vars(args), "machine": {"cpus": cpus, "tensorflow": first["tensorflow"],
                                               "keras": first["keras"]},
               "grad_bytes": grad_bytes, "median": summary, "runs": runs}
-    if "one" in summary and "mirrored-2" in summary:
+    if {"one", "mirrored-1", "mirrored-2"} <= set(summary):
         t_one = 1 / summary["one"]["steps_per_s"]
-        mirrored = summary["mirrored-2"]
-        t_replica = max(0.0, 1 / mirrored["steps_per_s"] - t_one - mirrored["all_reduce_ms"] / 1e3)
+        t_replica = (summary["mirrored-2"]["run_ms"] - summary["mirrored-1"]["run_ms"]) / 1e3
         report["estimates"] = estimate(t_one, t_replica, grad_bytes)
         report["assumptions"] = {
             "links": {link: {"between": kind, "bandwidth_bytes_per_s": b, "latency_s": lat}
@@ -349,7 +348,7 @@ def main(argv=None):
         }
         print_estimates(report["estimates"], t_one, t_replica, grad_bytes)
     else:
-        print("\n(no estimates: they need the configurations one and mirrored-2)")
+        print("\n(no estimates: they need the configurations one, mirrored-1 and mirrored-2)")
     with open(args.json, "w") as f:
         json.dump(report, f, indent=2)
     print(f"\n(data: {args.data_dir}; figures in {args.json})")
