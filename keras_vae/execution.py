@@ -9,7 +9,10 @@ same bits as one step per call through `tf.data`. A call also ends after
 every step a callback must see the model at: a callback lists those steps
 as `execution_boundaries`, pairs `(period, offset)` meaning "after every
 step at which `optimizer.iterations % period == offset`", so `SampleGrid`
-and `Checkpointer` see the model of their exact step.
+and `Checkpointer` see the model of their exact step. Under a
+`MirroredStrategy` or `MultiWorkerMirroredStrategy` of several replicas,
+each step runs through `strategy.run`, every replica taking its rows of the
+batch (`keras_vae.replicas.rows_of`).
 
 Fast mode (`compile(fast=True)`) runs the same loop compiled by XLA, with
 each call's noise drawn at once before it: statistically the same training,
@@ -104,7 +107,7 @@ IN_GRAPH_STRATEGIES = (tf.distribute.MirroredStrategy, tf.distribute.MultiWorker
 
 
 def _distributed(strategy):
-    """Whether `strategy` is one of `tf.distribute`'s, not the default (one device)."""
+    """Whether `strategy` is a `tf.distribute` strategy, not the default one (one device)."""
     return tf.distribute.has_strategy() or strategy is not tf.distribute.get_strategy()
 
 
@@ -184,7 +187,7 @@ class InGraphFit:
         """One call into TensorFlow: `steps` training steps; returns the metrics."""
         block = self.stream.next_block(steps)  # (steps, batch, 784)
         model = self.model
-        if _distributed(model.distribute_strategy) and model.distribute_strategy.num_replicas_in_sync > 1:
+        if model.distribute_strategy.num_replicas_in_sync > 1:
             return self._distributed_call(steps, block)
 
         def step(i, logs):

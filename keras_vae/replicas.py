@@ -48,8 +48,8 @@ def replica_share(x):
 
 def rows_of(batch, total, replicas):
     """This replica's rows of a global `batch` of `total` rows (a Python int),
-    split as `tf.distribute` splits a batch, and its share: known when the
-    step is traced, so no collective is needed to find it."""
+    consecutive and as many on each replica as can be, and its share: known
+    when the step is traced, so no collective is needed to find it."""
     replica = tf.distribute.get_replica_context().replica_id_in_sync_group
     offset = replica * total // replicas
     size = (replica + 1) * total // replicas - offset
@@ -61,7 +61,8 @@ def share_and_noise(x, noise, draw_normal, z_dim, share=None):
     `x` (`share`, if known already), and its rows of the noise one device
     would draw for the whole batch (`draw_normal(shape)`) unless `noise` is
     given. On one device: `(None, noise)`."""
-    share = share or replica_share(x)
+    if share is None:
+        share = replica_share(x)
     if share is not None and noise is None:
         eps = draw_normal(tf.stack([share.total, z_dim]))  # (global batch, z_dim)
         noise = eps[share.offset:share.offset + share.size]
