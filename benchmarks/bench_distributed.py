@@ -12,7 +12,9 @@ processes of its own, since a strategy is set once per process:
   (which trains as one device does);
 - mirrored-2: MirroredStrategy on 2 logical CPU devices, one process;
 - workers-1, workers-2, workers-3: MultiWorkerMirroredStrategy, 1, 2 and 3
-  processes on localhost (workers-1: the cluster's machinery without a peer).
+  processes on localhost (workers-1: the cluster's machinery without a peer);
+- one-fast, mirrored-2-fast: `--fast` on one device (the XLA loop) and on 2
+  mirrored replicas (XLA computes each replica's gradients).
 
 Steps/s: the steps after the first `--warmup` (from the end of the call that
 reaches it) to the end of the run, `--steps` later, over their time;
@@ -55,7 +57,8 @@ import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIGS = ("one", "mirrored-1", "mirrored-2", "workers-1", "workers-2", "workers-3")
+CONFIGS = ("one", "mirrored-1", "mirrored-2", "workers-1", "workers-2", "workers-3",
+           "one-fast", "mirrored-2-fast")
 BATCH = 64  # the global batch of every configuration
 REDUCE_WARMUP = 20  # untimed calls of each all-reduce function first
 ESTIMATE_DEVICES = (2, 8)
@@ -75,14 +78,14 @@ def processes(config):
 
 def is_distributed(config):
     """Whether `config` runs under a strategy (mirrored-1 and workers-1 of one replica)."""
-    return config != "one"
+    return not config.startswith("one")
 
 
 def make_config_strategy(config, index, ports):
     """`config`'s strategy for this process (None: train's one-device path)."""
     from keras_vae.distribute.strategies import make_strategy
 
-    if config == "one":
+    if config.startswith("one"):
         return None
     if config.startswith("mirrored-"):
         return make_strategy("mirrored", replicas=int(config.split("-")[1]))
@@ -112,7 +115,8 @@ def measure(config, data_dir, warmup, steps, reduce_reps, index=0, ports=None):
     with tempfile.TemporaryDirectory() as out:
         # One grid, at step 0, before the timed steps.
         outcome = train(iters=iters, out=out, data_dir=data_dir, seed=0, sample_every=iters + 1,
-                        verbose=0, strategy=strategy, callbacks=[timer])
+                        verbose=0, strategy=strategy, callbacks=[timer],
+                        fast=config.endswith("-fast"))
     if outcome.status != "completed" or outcome.step != iters:
         raise RuntimeError(f"training {outcome.status} at step {outcome.step} of {iters}")
     start_step, start = [mark for mark in timer.marks if mark[0] <= warmup][-1]

@@ -50,7 +50,7 @@ class Execution:
         self._model = weakref.ref(model)
         self.fast = fast
         self._runner = None  # the InGraphFit of the batches last fit on
-        self._xla_loop = None
+        self._xla_loop = self._xla_gradients = None
 
     @property
     def model(self):
@@ -77,7 +77,7 @@ class Execution:
         strategy = model.distribute_strategy
         if tf.distribute.has_strategy() and tf.distribute.get_strategy() is not strategy:
             return None
-        if _distributed(strategy) and (self.fast or not isinstance(strategy, IN_GRAPH_STRATEGIES)):
+        if _distributed(strategy) and not isinstance(strategy, IN_GRAPH_STRATEGIES):
             return None  # Keras' loop: replicas take their rows of each batch from tf.data
         return x.stream
 
@@ -92,11 +92,25 @@ class Execution:
                 jit_compile=True, autograph=False)
         return self._xla_loop
 
+    def xla_gradients(self):
+        """Fast mode on several replicas: a replica's losses and gradients,
+        `(x, noise, share)` to `(losses, gradients)`, compiled by XLA. The
+        all-reduce and the update run outside it: a synchronisation between
+        replicas cannot run inside a function of one replica."""
+        if self._xla_gradients is None:
+            model_ref = self._model
+            self._xla_gradients = tf.function(
+                lambda x, noise, share: model_ref().compute_gradients(x, noise, share=share),
+                jit_compile=True, autograph=False)
+        return self._xla_gradients
+
     def warm_up(self, batch_size):
         """Compiles fast mode's XLA loop for batches of `batch_size`; see `warm_up`."""
         if not self.fast:
             raise ValueError(_NOT_FAST)
         model = self.model
+        if model.distribute_strategy.num_replicas_in_sync > 1:
+            return  # each replica's XLA function compiles at its first step
         size = int(model.steps_per_execution)
         self.xla_loop()(tf.constant(0), tf.zeros((size, batch_size, model.x_dim)),
                         tf.zeros((size, batch_size, model.z_dim)))
@@ -208,7 +222,8 @@ class InGraphFit:
         """`_call`'s steps under the model's strategy: each step runs on every
         replica, each taking its rows of the global batch (its share known
         here, so found without a collective); the metrics are read once, at
-        the end."""
+        the end. In fast mode XLA computes each replica's gradients, from
+        its rows of the noise drawn outside it."""
         model = self.model
         strategy = model.distribute_strategy
         total = block.shape[1]
@@ -216,8 +231,13 @@ class InGraphFit:
         def replica_step(batch):
             x, share = replicas.rows_of(batch, total, strategy.num_replicas_in_sync)
             x = tf.raw_ops.PlaceholderWithDefault(input=x, shape=[None, batch.shape[-1]])
-            losses = model.optimizer_step(x, share=share)
-            model.update_metrics(*share.as_replica_mean(losses))
+            if self.execution.fast:
+                _, noise = replicas.share_and_noise(x, None, model.draw_normal, model.z_dim, share)
+                losses, gradients = self.execution.xla_gradients()(x, noise, share)
+                model.optimizer.apply(gradients, model.trainable_weights)
+            else:
+                losses = model.optimizer_step(x, share=share)
+            model.update_metrics(*losses)  # each replica's share of the batch means
             return losses[0]
 
         def step(i, _):
@@ -287,7 +307,7 @@ class InGraphFit:
                 done["epoch"], done["call"] = done["epoch"] + 1, 0
             if steps == 0:  # an epoch of fewer calls than the longest
                 return model.get_metrics_result()
-            if self.execution.fast:
+            if self.execution.fast and model.distribute_strategy.num_replicas_in_sync == 1:
                 return self._fast_call(steps, block_size)
             return self._run_call(tf.constant(steps))
 

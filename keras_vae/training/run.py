@@ -139,9 +139,6 @@ def train(config=None, *, callbacks=(), strategy=None, **settings):
 def _check_invocation(config, place):
     """Refuses settings that cannot go together, and directories this process
     cannot write to, before anything is read or trained."""
-    if place.replicas > 1 and config.fast:
-        raise UsageError("--fast runs each call's steps as one XLA loop on one device; "
-                         "drop --fast, or --strategy.")
     if not place.chief:
         return
     for path, flag in ((config.out, "--out"), (config.log_dir, "--log-dir"),
