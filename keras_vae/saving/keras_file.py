@@ -5,6 +5,7 @@ import zipfile
 import zlib
 
 import keras
+import tensorflow as tf
 
 from keras_vae.model import VAE
 from keras_vae.saving.atomic import atomic_path
@@ -37,6 +38,8 @@ def load_model(path):
     _check_archive(path)
     try:
         model = keras.models.load_model(path)
+    except tf.errors.UnavailableError:
+        raise  # under a strategy, a collective's failure (a lost peer), not the file's
     except Exception as error:  # Keras raises many kinds for a bad file
         raise ValueError(
             f"Cannot load {path} as a keras_vae model ({type(error).__name__}: "

@@ -160,7 +160,10 @@ def _load_checkpoint(config, place):
     if place.chief:  # the one writer: what a killed run half-wrote goes now
         tidy(config.checkpoint_dir)
     with place.scope():
-        return load_latest(config.checkpoint_dir)
+        try:
+            return load_latest(config.checkpoint_dir)
+        except tf.errors.UnavailableError as error:  # loading runs collectives too
+            raise _lost(place, error) from None
 
 
 def _run_settings(config, resumed, place):
@@ -290,10 +293,7 @@ def _fit(model, data, config, start, grid, place, callbacks):
                   callbacks=[*filter(None, own), signals, *callbacks], shuffle=False,
                   verbose=config.verbose if place.chief else 0)
     except tf.errors.UnavailableError as error:  # a collective lost a peer
-        lost = lost_workers(place.strategy, error) if place.multi_worker else None
-        if lost is None:
-            raise
-        raise lost from None
+        raise _lost(place, error) from None
     step = int(model.optimizer.iterations.numpy())
     if divergence.diverged_at is not None:
         newest = _newest_checkpoint(config.checkpoint_dir)
@@ -317,6 +317,13 @@ def _training_log(config, grid):
     return [TrainingLog(config.log_dir, every=config.sample_every, grid=grid,
                         eval_every=config.eval_every, test_data=test_data,
                         eval_seed=config.seed)]
+
+
+def _lost(place, error):
+    """A collective's `error` as the `WorkerLostError` naming the lost
+    workers, or `error` itself when it names none."""
+    lost = lost_workers(place.strategy, error) if place.multi_worker else None
+    return lost or error
 
 
 def _save_and_export(model, config):

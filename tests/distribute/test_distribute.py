@@ -266,12 +266,28 @@ def test_two_workers_train_as_one_device_step_after_step(tmp_path, synthetic_mni
         _within_rounding(one, losses, reference, "losses")
 
 
-def _workers(tmp_path, data_dir, *args, ports=None):
-    """Runs `keras-vae train` as 2 localhost workers; returns both CompletedProcess-likes."""
+# `keras-vae ARGS`, killing itself with SIGKILL as it starts loading its checkpoint.
+KILLED_AT_LOAD = """
+import os, sys
+from keras_vae.training import run
+def killed(*args, **kwargs):
+    os.kill(os.getpid(), 9)
+run.load_latest = killed
+from keras_vae.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _workers(tmp_path, data_dir, *args, ports=None, killed_at_load=None):
+    """Runs `keras-vae train` as 2 localhost workers (worker `killed_at_load`
+    killed as it starts loading); returns both CompletedProcess-likes."""
     ports = ports or free_ports(2)
     workers = ",".join(f"localhost:{port}" for port in ports.split(","))
+    command = {i: ["-m", "keras_vae"] for i in range(2)}
+    if killed_at_load is not None:
+        command[killed_at_load] = ["-c", KILLED_AT_LOAD]
     runs = [subprocess.Popen(
-        [sys.executable, "-m", "keras_vae", "train", "--data-dir", str(data_dir),
+        [sys.executable, *command[i], "train", "--data-dir", str(data_dir),
          "--strategy", "multi-worker", "--workers", workers, "--worker-index", str(i),
          "--out", str(tmp_path / f"out{i}"), "--save", str(tmp_path / f"model{i}.keras"),
          *map(str, args)],
@@ -302,6 +318,15 @@ def test_two_cli_workers_train_resume_and_only_the_chief_writes(tmp_path, synthe
     assert all("Resuming from" in run.stdout_text and "at step 300" in run.stdout_text
                for run in runs)
     assert (tmp_path / "out0" / "003.png").is_file() and not (tmp_path / "out1").exists()
+    # Again, worker 1 killed as it starts loading: worker 0's load loses it
+    # in a collective, which is said as such, not as damaged checkpoints.
+    before = sorted(p.name for p in (tmp_path / "ck").iterdir())
+    runs = _workers(tmp_path, synthetic_mnist_dir, *SMALL, *shared, "--iters", 500,
+                    killed_at_load=1)
+    assert runs[1].returncode == -9
+    assert runs[0].returncode == 1, runs[0].stderr_text[-2000:]
+    assert "lost worker 1" in runs[0].stderr_text and "damaged" not in runs[0].stderr_text
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == before
 
 
 def test_a_checkpoint_dir_the_workers_do_not_share_is_refused(tmp_path, synthetic_mnist_dir):
