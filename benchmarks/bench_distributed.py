@@ -253,13 +253,13 @@ def estimate(t_one, t_replica, grad_bytes):
 def print_measured(summary, args, machine):
     print(f"\n{machine}; medians of {args.rounds} rounds of {args.steps} steps after "
           f"{args.warmup}, batch {BATCH}")
-    print(f"{'config':<12}{'steps/s':>9}{'examples/s':>12}{'x one':>7}{'paired':>8}{'step ms':>9}"
+    print(f"{'config':<16}{'steps/s':>9}{'examples/s':>12}{'x one':>7}{'paired':>8}{'step ms':>9}"
           f"{'run ms':>8}{'all-reduce ms':>15}{'of step':>9}")
     for config, f in summary.items():
         x_one = f"{f['x_one']:>7.2f}{f['paired_x_one']:>8.2f}" if "x_one" in f else f"{'':>15}"
         reduce = (f"{f['run_ms']:>8.3f}{f['all_reduce_ms']:>15.3f}{f['all_reduce_share']:>9.0%}"
                   if "all_reduce_ms" in f else f"{'-':>8}{'-':>15}{'-':>9}")
-        print(f"{config:<12}{f['steps_per_s']:>9.0f}{f['examples_per_s']:>12.0f}{x_one}"
+        print(f"{config:<16}{f['steps_per_s']:>9.0f}{f['examples_per_s']:>12.0f}{x_one}"
               f"{1e3 / f['steps_per_s']:>9.3f}{reduce}")
     print("(run ms: a call of strategy.run without the all-reduce; all-reduce ms: what the "
           "all-reduce of the gradients adds to it)")
