@@ -28,6 +28,17 @@ on how the draws are split into calls, and the draws of a smaller k are the
 first of a larger k's: the estimates of one image are paired. Evaluating
 never touches the model's own seed generator, so it does not shift the
 noise of a training run it interrupts.
+
+How the importance draws are computed: TF's kernel makes the Philox numbers
+of a call's rows (`StatelessRandomUniformFullIntV2`, the 32-bit numbers its
+normal kernel starts from), and one XLA-compiled function turns them into
+normals by the kernel's own Box-Muller transform (`_normals`), with sin and
+cos as polynomials of its own: they are the kernel's normals to within a few
+float32 roundings (at most 5 ulps measured; `draws` gives the kernel's). The
+same function makes z and the decoder's hidden layer; TensorFlow's matmul
+(oneDNN's, faster here than XLA's) makes the logits without their bias, and a
+second compiled function adds it and sums log p(x|z) over the pixels in one
+pass. A call decodes at most `LOGITS_PER_CALL` logits.
 """
 
 import math
@@ -38,17 +49,37 @@ import tensorflow as tf
 from keras_vae.losses import kl_divergence, reconstruction_loss
 from keras_vae.progress import progress_bar
 
-# Draws decoded at once, over the images of a call: bounds the memory of
-# large k (draws x 784 logits). A call takes whole images while their draws
-# fit, else a run of one image's draws.
-DRAWS_PER_CALL = 50_000
+# Logits decoded at once, over the images of a call: 2**24 float32, so the
+# logits of one call take at most 64 MiB, and its other per-draw tensors (the
+# Philox numbers, eps, z, the hidden layer: z_dim or h_dim wide) about half
+# as much again for the default 784-128-100 model. A call takes whole images
+# while their draws fit (21,399 draws of 784 pixels: four images at k =
+# 5,000), else a run of one image's draws. Larger calls spread each call's
+# fixed cost: evaluate's importance sampling at k = 5,000 ran at 110, 134
+# and 140 images/s on 2 cores with 2**22, 2**23 and 2**24 (one, two and four
+# images a call; benchmarks/bench_evaluate.py, 500 images).
+LOGITS_PER_CALL = 2**24
 
 # The purposes, each its own streams.
 ELBO, IMPORTANCE, BINARIZATION = 1, 2, 3
 
 # Philox makes four 32-bit numbers per counter; TF's float32 kernels turn
-# them into four floats, in order.
+# them into four floats, in order (its normals: Box-Muller on the pairs 0-1
+# and 2-3).
 _PER_COUNTER = 4
+
+# Float32 polynomial coefficients (lowest power first), least-squares fits
+# in float64 on 4,001 Chebyshev nodes, then rounded to float32; each
+# evaluated in float32 errs by at most 1.2e-7 (sin, cos: 9e-8 absolute;
+# log1p: 1.9e-7 relative) on its interval:
+# sin(2 pi r) = r * _SIN(r^2) and cos(2 pi r) = _COS(r^2) for |r| <= 1/8,
+# log1p(t) = t * _LOG1P(t) for t in [0, 1].
+_SIN = (6.2831854820251465, -41.3416633605957, 81.59254455566406, -75.40167999267578)
+_COS = (1.0, -19.739208221435547, 64.93931579589844, -85.4428482055664,
+        59.220237731933594)
+_LOG1P = (1.0, -0.49999502301216125, 0.33319273591041565, -0.24844388663768768,
+          0.1911148577928543, -0.13674858212471008, 0.07836245745420456,
+          -0.02958887256681919, 0.005253523122519255)
 
 
 def evaluate(model, dataset, k=(1, 100, 5000), seed=0, binarize=False, split=None,
@@ -156,9 +187,24 @@ def draws(seed, purpose, streams, start, count, width, kernel=tf.raw_ops.Statele
         streams: ints, or an int64 tensor `(n,)`: the streams' high words.
         start, count, width: ints.
     """
-    key = np.random.SeedSequence([int(seed), purpose]).generate_state(1, np.uint64)
-    return _stream_rows(tf.constant(key), tf.convert_to_tensor(streams, tf.int64),
+    return _stream_rows(_key(seed, purpose), tf.convert_to_tensor(streams, tf.int64),
                         tf.constant(start, tf.int64), tf.constant(count, tf.int64), width, kernel)
+
+
+def call_shapes(k, images, x_dim):
+    """The calls that estimate -log p(x) with up to `k` draws for a batch of
+    `images` images of `x_dim` pixels, in order: `(first image, images,
+    first draw, draws)` each, all of them ints."""
+    per_call = max(1, LOGITS_PER_CALL // x_dim)  # draws
+    draws = min(k, per_call)
+    group = max(1, per_call // k)  # images
+    return [(a, min(group, images - a), start, min(draws, k - start))
+            for a in range(0, images, group) for start in range(0, k, draws)]
+
+
+def _key(seed, purpose):
+    """The Philox key of `purpose`'s streams under `seed`: uint64 `(1,)`."""
+    return tf.constant(np.random.SeedSequence([int(seed), purpose]).generate_state(1, np.uint64))
 
 
 @tf.function(reduce_retracing=True, autograph=False)  # no Python control flow to convert
@@ -187,41 +233,162 @@ def _elbo_terms(model, x, eps):
 
 def _nll(model, x, images, ks, seed):
     """Per image, -log p(x) estimated with each k of `ks` (sorted), as float64
-    arrays: from log sum_j w_j over the first k of the largest k's draws,
-    decoded at most `DRAWS_PER_CALL` at a time."""
+    arrays: -log (1/k sum_j w_j) over the first k of the largest k's draws,
+    decoded in the calls `call_shapes` gives."""
     z_mu, z_logvar = model.encode(x)
-    draws_per_call = min(ks[-1], DRAWS_PER_CALL)
-    images_per_call = max(1, DRAWS_PER_CALL // ks[-1])
-    sums = []  # per group of images: log sum_j w_j for each k, (images, len(ks))
-    for a in range(0, len(images), images_per_call):
-        group = slice(a, a + images_per_call)
-        partial = [[] for _ in ks]  # per k: log sum_j w_j of each call's draws j < k
-        for start in range(0, ks[-1], draws_per_call):
-            eps = draws(seed, IMPORTANCE, images[group], start,
-                        min(draws_per_call, ks[-1] - start), model.z_dim)
-            log_w = _log_weights(model, x[group], z_mu[group], z_logvar[group], eps)
-            for v, part in zip(ks, partial):
-                if start < v:
-                    part.append(tf.reduce_logsumexp(log_w[:, :v - start], axis=1))
-        sums.append(tf.stack([tf.reduce_logsumexp(tf.stack(part), axis=0)
-                              for part in partial], axis=1))
-    sums = tf.concat(sums, axis=0).numpy().astype(np.float64)
-    return [math.log(v) - sums[:, c] for c, v in enumerate(ks)]
+    key = _key(seed, IMPORTANCE)
+    nll = [[] for _ in ks]
+    log_w = None  # (group's images, largest k): a group's log-weights
+    for a, size, start, length in call_shapes(ks[-1], len(images), model.x_dim):
+        if start == 0:
+            log_w = np.empty((size, ks[-1]), np.float32)
+        group = slice(a, a + size)
+        log_w[:, start:start + length] = _log_weights(
+            model, key, images[group], x[group], z_mu[group], z_logvar[group],
+            tf.constant(start, tf.int64), length).numpy()
+        if start + length == ks[-1]:  # the group's last call
+            for v, values in zip(ks, nll):
+                values.append(math.log(v) - _log_sum_exp(log_w[:, :v]))
+    return [np.concatenate(values) if values else np.zeros(0) for values in nll]
 
 
-@tf.function(reduce_retracing=True, autograph=False)  # no Python control flow to convert
-def _log_weights(model, x, z_mu, z_logvar, eps):
-    """log w = log p(x|z) + log p(z) - log q(z|x) for draws z = mu + sigma * eps,
-    `eps` `(batch, draws, z_dim)`; returns `(batch, draws)`. The log(2 pi)
-    terms of p(z) and q(z|x) cancel."""
-    batch, count = tf.shape(eps)[0], tf.shape(eps)[1]
-    z = model.reparameterize(z_mu[:, None], z_logvar[:, None], eps)  # (batch, draws, z_dim)
-    _, logits = model.decode(tf.reshape(z, [batch * count, -1]))
-    repeated = tf.repeat(x, count, axis=0)  # each image once per draw
-    log_px_z = -tf.reshape(reconstruction_loss(repeated, logits), [batch, count])
-    log_pz = -0.5 * tf.reduce_sum(tf.square(z), axis=-1)
-    log_qz_x = -0.5 * tf.reduce_sum(tf.square(eps) + z_logvar[:, None], axis=-1)
-    return log_px_z + log_pz - log_qz_x
+def _log_sum_exp(values):
+    """log sum exp over the last axis of float32 `values`, in float64."""
+    values = values.astype(np.float64)
+    top = values.max(axis=-1)
+    return top + np.log(np.exp(values - top[..., None]).sum(axis=-1))
+
+
+@tf.function(autograph=False)  # no Python control flow to convert
+def _log_weights(model, key, streams, x, z_mu, z_logvar, start, count):
+    """log w = log p(x|z) + log p(z) - log q(z|x) of draws `start` (int64) to
+    `start + count - 1` (`count` an int) of the images `streams` (int64
+    `(batch,)`, their indices in the split), z = mu + sigma * eps; returns
+    `(batch, count)`. The log(2 pi) terms of p(z) and q(z|x) cancel."""
+    numbers, skip = _philox_numbers(key, streams, start, count, model.z_dim)
+    hidden, log_prior_ratio = _hidden_layer(model, numbers, skip, z_mu, z_logvar, count)
+    # The decoder's last matmul, TensorFlow's: its logits, less their bias.
+    products = tf.matmul(tf.reshape(hidden, [-1, model.h_dim]), model.P_W2)
+    return _log_likelihood(model, x, tf.reshape(products, [-1, count, model.x_dim])) \
+        + log_prior_ratio
+
+
+def _importance_draws(seed, streams, start, count, width):
+    """Rows `start` to `start + count - 1` of the `IMPORTANCE` streams
+    `streams` (ints) under `seed`, as `_log_weights` makes them: float32
+    `(len(streams), count, width)`, `draws`' to within a few roundings."""
+    numbers, skip = _philox_numbers(_key(seed, IMPORTANCE), tf.constant(streams, tf.int64),
+                                    tf.constant(start, tf.int64), count, width)
+    return _compiled_rows(numbers, skip, count, width)
+
+
+def _philox_numbers(key, streams, start, count, width):
+    """TF's Philox numbers (uint32 `(batch, n)`, `key`'s streams `streams`)
+    from the counter of the first number of row `start` (int64) on, enough
+    for `count` rows of `width` (ints); and the numbers before that row's
+    first, 0 to 3."""
+    first = start * width // _PER_COUNTER
+    skip = start * width - first * _PER_COUNTER
+    counters = (count * width + 2 * _PER_COUNTER - 2) // _PER_COUNTER  # for any skip
+
+    def numbers(stream):
+        counter = tf.cast(tf.stack([first, stream]), tf.uint64)  # (low word, high word)
+        return tf.raw_ops.StatelessRandomUniformFullIntV2(
+            shape=[counters * _PER_COUNTER], key=key, counter=counter,
+            alg=tf.random.Algorithm.PHILOX.value, dtype=tf.uint32)
+
+    return tf.map_fn(numbers, streams, fn_output_signature=tf.uint32), skip
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _compiled_rows(numbers, skip, count, width):
+    """`_rows`, compiled alone."""
+    return _rows(numbers, skip, count, width)
+
+
+def _rows(numbers, skip, count, width):
+    """`count` rows of `width` standard normals `(batch, count, width)` from
+    Philox's `numbers` `(batch, n)`, the first `skip` left out."""
+    normals = tf.slice(_normals(numbers), tf.stack([0, tf.cast(skip, tf.int32)]),
+                       [-1, count * width])
+    return tf.reshape(normals, [-1, count, width])
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _hidden_layer(model, numbers, skip, z_mu, z_logvar, count):
+    """From Philox's `numbers` (see `_rows`): z = mu + sigma * eps for `count`
+    rows of eps each, the decoder's hidden layer at z `(batch, count,
+    h_dim)`, as `VAE.decode` computes it, and log p(z) - log q(z|x)
+    `(batch, count)`."""
+    width = model.z_dim
+    eps = _rows(numbers, skip, count, width)
+    z = model.reparameterize(z_mu[:, None], z_logvar[:, None], eps)  # (batch, count, z_dim)
+    hidden = tf.nn.relu(tf.matmul(tf.reshape(z, [-1, width]), model.P_W1) + model.P_b1)
+    log_ratio = 0.5 * tf.reduce_sum(z_logvar, axis=-1)[:, None] \
+        + 0.5 * _sum_rows(tf.square(eps) - tf.square(z))
+    return tf.reshape(hidden, [-1, count, model.h_dim]), log_ratio
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _log_likelihood(model, x, products):
+    """log p(x|z) per draw `(batch, draws)`, from the decoder's `products`
+    `(batch, draws, x_dim)` (its logits less their bias) and the images `x`
+    `(batch, x_dim)`: minus the cross-entropy summed over pixels, max(l, 0) -
+    l x + log1p(exp(-|l|)) at each logit l, as `reconstruction_loss` computes
+    it, with log1p as a polynomial. The draws' logits are read once: the
+    terms are summed as they are made (`_sum_rows`)."""
+    logits = products + model.P_b2
+    small = tf.exp(-tf.abs(logits))  # in (0, 1]
+    return -_sum_rows(tf.maximum(logits, 0.0) - logits * x[:, None]
+                      + small * _polynomial(_LOG1P, small))
+
+
+def _sum_rows(terms):
+    """The sums over the last axis of `terms` `(batch, draws, width)`, as a
+    product with a vector of ones: XLA's CPU compiler makes that one pass
+    that sums the terms as it makes them (a reduce_sum writes them out
+    first)."""
+    ones = tf.ones([terms.shape[-1], 1], terms.dtype)
+    sums = tf.matmul(tf.reshape(terms, [-1, terms.shape[-1]]), ones)
+    return tf.reshape(sums, tf.shape(terms)[:-1])
+
+
+def _normals(bits):
+    """TF's stateless normals from their Philox numbers `bits` `(batch, n)`
+    (uint32, from a counter's first number, n even): each pair (a, b) makes
+    sqrt(-2 log u(a)) times sin and cos of 2 pi u(b), u(a) at least 1e-7,
+    with u the kernel's float of 23 random bits. The kernel rounds 2 pi u(b)
+    to float32 before its sin and cos; here sin and cos of 2 pi u(b) itself,
+    by polynomials, are moved by that rounding to first order."""
+    pairs = tf.reshape(bits, [tf.shape(bits)[0], -1, 2])
+    radius = tf.sqrt(-2.0 * tf.math.log(tf.maximum(_uniform(pairs[..., 0]), 1e-7)))
+    u = _uniform(pairs[..., 1])
+    quarters = tf.round(4.0 * u)  # 2 pi u is `quarters` quarter turns and 2 pi r
+    r = u - 0.25 * quarters  # exact, in [-1/8, 1/8]
+    sin, cos = r * _polynomial(_SIN, r * r), _polynomial(_COS, r * r)
+    wide = tf.cast(u, tf.float64) * (2 * math.pi)
+    rounding = tf.cast(tf.cast(tf.cast(wide, tf.float32), tf.float64) - wide, tf.float32)
+    sin, cos = sin + rounding * cos, cos - rounding * sin
+    quarter = tf.cast(quarters, tf.int32) % 4  # turn (sin, cos) by quarter turns
+    odd, back = quarter % 2 == 1, quarter >= 2
+    sin, cos = tf.where(odd, cos, sin), tf.where(odd, -sin, cos)
+    sin, cos = tf.where(back, -sin, sin), tf.where(back, -cos, cos)
+    return tf.reshape(tf.stack([sin * radius, cos * radius], -1), tf.shape(bits))
+
+
+def _uniform(bits):
+    """TF's float in [0, 1) of uint32 `bits`: 23 of them as the mantissa of 1.x, less 1."""
+    mantissa = tf.bitwise.bitwise_and(bits, tf.constant(0x7FFFFF, tf.uint32))
+    one = tf.bitwise.bitwise_or(mantissa, tf.constant(0x3F800000, tf.uint32))
+    return tf.bitcast(one, tf.float32) - 1.0
+
+
+def _polynomial(coefficients, t):
+    """sum_i coefficients[i] t^i, by Horner's rule."""
+    value = tf.fill(tf.shape(t), tf.constant(coefficients[-1], t.dtype))
+    for c in coefficients[-2::-1]:
+        value = value * t + c
+    return value
 
 
 def _progress(dataset, verbose):

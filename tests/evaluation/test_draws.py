@@ -9,7 +9,6 @@ import tensorflow as tf
 
 from keras_vae.data.batches import load_mnist
 from keras_vae.evaluation import estimates
-from keras_vae.model import VAE
 
 # float32's unit roundoff: one rounding errs by at most U times the value.
 U = 2.0**-24
@@ -62,36 +61,43 @@ def test_the_estimates_do_not_depend_on_the_draws_per_call(
     """7: each image's 100 draws in 15 calls; 250: two images a call."""
     data = _test_images(synthetic_mnist_dir, 100, n=20)
     whole = estimates.per_image(trained, data, [1, 10, 100], seed=1)
-    monkeypatch.setattr(estimates, "DRAWS_PER_CALL", draws_per_call)
+    monkeypatch.setattr(estimates, "LOGITS_PER_CALL", draws_per_call * trained.x_dim)
+    assert estimates.call_shapes(100, 20, trained.x_dim)[:2] == (
+        [(0, 1, 0, 7), (0, 1, 7, 7)] if draws_per_call == 7 else [(0, 2, 0, 100), (2, 2, 0, 100)])
     split = estimates.per_image(trained, data, [1, 10, 100], seed=1)
     for k in (1, 10, 100):
         _assert_within_rounding(split[k], whole[k], k)
 
 
-class _KeepsImportanceDraws(VAE):
-    """A VAE that keeps each `eps` `(images, draws, z_dim)` (the importance
-    draws) that `reparameterize` is given, in `kept`."""
+@pytest.mark.parametrize("k, images, calls", [
+    (5000, 100, [(a, 2, 0, 5000) for a in range(0, 100, 2)]),  # 10,699 draws fit
+    (5000, 3, [(0, 2, 0, 5000), (2, 1, 0, 5000)]),
+    (25_000, 1, [(0, 1, 0, 10_699), (0, 1, 10_699, 10_699), (0, 1, 21_398, 3602)]),
+    (1, 100, [(0, 100, 0, 1)]),
+])
+def test_each_call_decodes_at_most_logits_per_call(k, images, calls, monkeypatch):
+    """Whole images while their draws fit, else runs of one image's draws."""
+    monkeypatch.setattr(estimates, "LOGITS_PER_CALL", 2**23)
+    assert estimates.call_shapes(k, images, 784) == calls
+    assert max(size * length for _, size, _, length in calls) * 784 <= estimates.LOGITS_PER_CALL
 
-    def reparameterize(self, z_mu, z_logvar, eps=None):
-        if eps is not None and eps.shape.rank == 3:
-            eps = tf.ensure_shape(tf.numpy_function(self._keep, [eps], tf.float32), eps.shape)
-        return super().reparameterize(z_mu, z_logvar, eps)
 
-    def _keep(self, eps):
-        self.kept.append(eps.copy())
-        return eps
-
-
-def test_the_draws_of_a_smaller_k_are_the_first_of_a_larger_ks(synthetic_mnist_dir):
-    model = _KeepsImportanceDraws(h_dim=8, z_dim=4, seed=0)
-    data = _test_images(synthetic_mnist_dir, 5, n=5)
-    draws = {}
-    for k in (10, 100):  # 5 images of 100 draws: one call
-        model.kept = []
-        estimates.per_image(model, data, [k], seed=1)
-        draws[k] = np.concatenate(model.kept, axis=1)  # (images, k, z_dim)
-    assert draws[100].shape == (5, 100, 4)
-    np.testing.assert_array_equal(draws[10], draws[100][:, :10])
+@pytest.mark.parametrize("width", [1, 3, 8, 100])
+def test_the_importance_draws_are_the_streams_rows_however_they_are_split(width):
+    """The compiled loop's normals are the kernel's (`draws`) to within a few
+    roundings: its own sin, cos and log (measured: at most 5 ulps of the
+    draw's magnitude; 8 allowed, plus 8 float32 ulps of 1 for draws near 0);
+    and the same bits for any split into calls, rows starting anywhere in
+    Philox's groups of four numbers."""
+    streams = [0, 7, 12345]
+    full = estimates._importance_draws(1, streams, 0, 40, width).numpy()
+    kernel = estimates.draws(1, estimates.IMPORTANCE, streams, 0, 40, width).numpy()
+    assert full.shape == kernel.shape == (3, 40, width)
+    np.testing.assert_allclose(full, kernel, rtol=8 * 2**-23, atol=8 * 2**-23)
+    for start, count in ((0, 10), (5, 9), (7, 33)):
+        np.testing.assert_array_equal(
+            estimates._importance_draws(1, streams, start, count, width),
+            full[:, start:start + count])
 
 
 @pytest.mark.parametrize("kernel", [tf.raw_ops.StatelessRandomNormalV2,
