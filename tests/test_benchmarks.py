@@ -163,3 +163,30 @@ def test_bench_serving_skips_a_runtime_whose_extra_is_missing(tmp_path):
     assert "litert: skipped" in run.stdout and "pip install 'keras-vae[litert]'" in run.stdout
     report = json.loads(figures.read_text())
     assert list(report["skipped"]) == ["litert"] and list(report["median"]) == ["keras"]
+
+
+def test_bench_evaluate_reports_the_importance_sampling_beside_its_matmul_floor(
+        tmp_path, synthetic_mnist_dir):
+    figures = tmp_path / "evaluate.json"
+    run = subprocess.run(
+        [sys.executable, "benchmarks/bench_evaluate.py", "--data-dir", str(synthetic_mnist_dir),
+         "--images", "20", "--k", "300", "--batch-size", "10", "--rounds", "1",
+         "--json", str(figures)],
+        capture_output=True, text=True, cwd=REPO, env=checkout_env(), timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = json.loads(figures.read_text())
+    assert (report["images"], report["k"], report["batch_size"]) == (20, 300, 10)
+    runs = {"evaluate k=K", "evaluate k=1", "floor"}
+    assert set(report["runs"]) == runs
+    for name in runs:
+        assert len(report["runs"][name]) == 1 and report["runs"][name][0] > 0, name
+        assert report["seconds"][name] > 0, name
+    assert report["images_per_s"]["floor"] > 0
+    # The importance sampling's time is a difference of two short runs here:
+    # its sign is not tested, only that it is reported.
+    assert set(report["ratios"]) == {"importance sampling / floor", "evaluate k=K / floor"}
+    for name, ratio in report["ratios"].items():
+        assert len(ratio["rounds"]) == 1, name
+        assert name.replace("k=K", "k=300") in run.stdout
+    assert report["ratios"]["evaluate k=K / floor"]["paired"] > 0
