@@ -6,8 +6,6 @@ which calls ended, for tests/distribute/test_many_steps_per_call.py.
     python tests/distributed_fit.py DATA_DIR OUT.npz one|mirrored|worker [INDEX PORTS]
 """
 
-import json
-import os
 import sys
 
 STEPS = 100
@@ -16,27 +14,15 @@ BOUNDARIES = [(30, 0)]
 
 
 def main(data_dir, out, mode, index=None, ports=None):
-    if mode == "worker":
-        os.environ["TF_CONFIG"] = json.dumps({
-            "cluster": {"worker": [f"localhost:{port}" for port in ports.split(",")]},
-            "task": {"type": "worker", "index": int(index)},
-        })
+    from tests.distributed_step import make_strategy
+
+    strategy = make_strategy(mode, index, ports)
     import keras
     import numpy as np
-    import tensorflow as tf
 
     from keras_vae import VAE, load_mnist
     from keras_vae.training.callbacks import CallBoundaries
 
-    if mode == "mirrored":
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    strategy = {
-        "one": tf.distribute.get_strategy,
-        "mirrored": lambda: tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]),
-        "worker": tf.distribute.MultiWorkerMirroredStrategy,
-    }[mode]()
     with strategy.scope():
         keras.utils.set_random_seed(0)
         model = VAE(seed=0)

@@ -23,24 +23,31 @@ import os
 import sys
 
 
-def main(out_dir, mode, index=None, ports=None):
+def make_strategy(mode, index=None, ports=None):
+    """The strategy of `mode`: one device, mirrored on 2 logical CPUs, or
+    worker `index` of a cluster on the localhost `ports` (comma-separated)."""
     if mode == "worker":
         os.environ["TF_CONFIG"] = json.dumps({
             "cluster": {"worker": [f"localhost:{port}" for port in ports.split(",")]},
             "task": {"type": "worker", "index": int(index)},
         })
-    import numpy as np
     import tensorflow as tf
 
     if mode == "mirrored":
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    strategy = {
+    return {
         "one": tf.distribute.get_strategy,
         "mirrored": lambda: tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]),
         "worker": tf.distribute.MultiWorkerMirroredStrategy,
     }[mode]()
+
+
+def main(out_dir, mode, index=None, ports=None):
+    strategy = make_strategy(mode, index, ports)
+    import numpy as np
+
     for form in FORMS:
         result, reference = step(strategy, form, reference=mode == "one")
         np.savez(os.path.join(out_dir, f"{form}.npz"), **result)
