@@ -67,7 +67,7 @@ def extra_cases(model, inputs, max_samples):
     five: (signature, inputs, the Keras model's outputs)."""
     rows = min(len(inputs["x"]), max_samples)
     seed = np.int64(0)
-    z = tf.random.stateless_normal([rows, model.z_dim], seed=tf.stack([seed, tf.zeros_like(seed)]))
+    z = _codes(tf.stack([rows, model.z_dim]), tf.constant(seed))
     reconstruct = signatures.random_free(model, checked=False)["reconstruct"]
     return [("sample", {"n": np.int32(rows), "seed": seed}, {"prob": model.decode(z)[0]}),
             ("serving_default", {"x": inputs["x"]}, reconstruct(inputs["x"]))]
@@ -79,8 +79,7 @@ def _archive(model, max_samples):
     def sample(n, seed):
         with tf.control_dependencies([_bounded(n, max_samples)]):
             shape = tf.stack([n, model.z_dim])
-        z = tf.random.stateless_normal(shape, seed=tf.stack([seed, tf.zeros_like(seed)]))
-        return {"prob": model.decode(z)[0]}
+        return {"prob": model.decode(_codes(shape, seed))[0]}
 
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -98,6 +97,11 @@ def _archive(model, max_samples):
         ],
     )
     return archive
+
+
+def _codes(shape, seed):
+    """`sample`'s z of `shape`, N(0, I), drawn statelessly from the int64 `seed`."""
+    return tf.random.stateless_normal(shape, seed=tf.stack([seed, tf.zeros_like(seed)]))
 
 
 def _bounded(n, max_samples):
