@@ -62,7 +62,8 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNTIMES = ("keras", "saved_model", "litert", "onnx")
-# Each signature's inputs, by name.
+# Each signature's inputs, by name: keras_vae.saving.signatures.INPUTS's, written out
+# because the LiteRT and ONNX workers must not import keras_vae (and so TensorFlow).
 SIGNATURES = {
     "encode": ("x",),
     "decode": ("z",),

@@ -190,3 +190,14 @@ def test_bench_evaluate_reports_the_importance_sampling_beside_its_matmul_floor(
         assert len(ratio["rounds"]) == 1, name
         assert name.replace("k=K", "k=300") in run.stdout
     assert report["ratios"]["evaluate k=K / floor"]["paired"] > 0
+
+
+def test_bench_serving_names_the_inputs_the_exports_take():
+    from keras_vae.saving import signatures
+
+    spec = importlib.util.spec_from_file_location("bench_serving",
+                                                  REPO / "benchmarks" / "bench_serving.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.SIGNATURES == {name: tuple(arg for arg, _ in inputs)
+                                for name, inputs in signatures.INPUTS.items()}
