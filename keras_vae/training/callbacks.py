@@ -162,6 +162,7 @@ class StopOnSignal(keras.callbacks.Callback):
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
     received = None
+    _caught = None  # this process's signal, which the handler alone writes
 
     def __init__(self, agree=None, every=10):
         super().__init__()
@@ -171,14 +172,18 @@ class StopOnSignal(keras.callbacks.Callback):
         self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
 
     def _handle(self, signum, frame):
-        self.received = signum
+        self._caught = signum
 
     def on_train_batch_end(self, batch, logs=None):
+        # The handler may run while `agree` waits for the other workers: a
+        # signal it did not send stays caught, for the next agreement.
+        received = self._caught
         if self.agree is not None:
             if (batch + 1) % self.every:
                 return
-            self.received = self.agree(self.received or 0) or None
-        if self.received is not None:
+            received = self.agree(received or 0) or None
+        if received is not None:
+            self.received = received
             self.model.stop_training = True
 
     def on_train_end(self, logs=None):

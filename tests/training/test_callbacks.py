@@ -1,6 +1,7 @@
 """SampleGrid: the original's grids and Iter:/Loss: lines, at the original's steps."""
 
 import io
+import signal
 
 import keras
 import matplotlib.image
@@ -9,7 +10,7 @@ import pytest
 
 from keras_vae.evaluation.grid import GridPainter, plot, save_grid
 from keras_vae.model import VAE
-from keras_vae.training.callbacks import SampleGrid
+from keras_vae.training.callbacks import SampleGrid, StopOnSignal
 
 
 def _fit(out_dir, steps, every, seed=3):
@@ -97,3 +98,24 @@ def test_save_grid_leaves_no_temporary(tmp_path):
 def test_every_must_be_a_positive_integer(every):
     with pytest.raises(ValueError, match="every"):
         SampleGrid(every=every)
+
+
+def test_a_signal_caught_while_the_workers_agree_stops_at_the_next_agreement():
+    # The handler runs while `agree` waits for the peers, after this worker
+    # has sent 0: that agreement goes on, the next one carries the signal.
+    sent = []
+
+    def agree(signum):
+        sent.append(signum)
+        if len(sent) == 1:
+            stopper._handle(signal.SIGINT, None)
+        return signum
+
+    stopper = StopOnSignal(agree=agree, every=1)
+    stopper.set_model(keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)]))
+    stopper.model.stop_training = False
+    stopper.on_train_batch_end(0)
+    assert not stopper.model.stop_training and stopper.received is None
+    stopper.on_train_batch_end(1)
+    assert sent == [0, signal.SIGINT]
+    assert stopper.model.stop_training and stopper.received == signal.SIGINT
