@@ -248,7 +248,8 @@ class InGraphFit:
         _, last = tf.while_loop(lambda i, _: i < steps, step, (tf.constant(0), tf.constant(0.0)),
                                 parallel_iterations=1)
         with tf.control_dependencies([last]):
-            return model.get_metrics_result()
+            return strategy.experimental_local_results(
+                strategy.run(lambda: _metrics_reduced_together(model)))[0]
 
     def _fast_call(self, steps, block_size):
         """Fast mode: the steps compiled by XLA, their batches and noise drawn
@@ -318,6 +319,27 @@ class InGraphFit:
                 initial_epoch=initial_epoch, callbacks=[*callbacks, progress], verbose=0,
                 **{**kwargs, "shuffle": False},
             )
+
+
+def _metrics_reduced_together(model):
+    """In a replica: the model's metric results, their variables summed over
+    the replicas in one all-reduce (read one by one, as Keras would, each
+    variable takes an all-reduce of its own)."""
+    variables = [v for metric in model.metrics for v in metric.variables]
+    local = [tf.reshape(tf.cast(v.value, tf.float32), [-1]) for v in variables]
+    summed = tf.distribute.get_replica_context().all_reduce(
+        tf.distribute.ReduceOp.SUM, tf.concat(local, axis=0))
+    replicas = model.distribute_strategy.num_replicas_in_sync
+    values = []
+    for v, part in zip(variables, tf.split(summed, [int(t.shape[0]) for t in local])):
+        part = part / replicas if v.aggregation == "mean" else part
+        values.append(tf.cast(tf.reshape(part, v.shape), v.dtype))
+    results, start = {}, 0
+    for metric in model.metrics:
+        count = len(metric.variables)
+        results[metric.name] = metric.stateless_result(values[start:start + count])
+        start += count
+    return results
 
 
 def _stand_in_dataset():

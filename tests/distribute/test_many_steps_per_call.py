@@ -1,7 +1,8 @@
 """Many steps per call under a strategy: `fit` and `keras-vae train` run the
 in-graph loop on 2 mirrored replicas and on 2 localhost workers, and end up
 where one device does: within 1e-5 relative norm per weight after 100
-steps, with the calls, grids and checkpoints at one device's steps.
+steps, with the calls, grids and checkpoints at one device's steps, and
+the collectives of a call packed (one all-reduce per step, one after).
 
 All the runs of a test start together, each in a process of its own."""
 
@@ -48,6 +49,13 @@ def test_fit_on_two_replicas_and_two_workers_ends_where_one_device_does(
         assert other["replicas"] == 2, name
         assert list(other["ends"]) == list(one["ends"]), name
         assert_near(other, one, name)
+        np.testing.assert_allclose(other["logs"], one["logs"], rtol=1e-5, err_msg=name)
+        # One all-reduce per step (the gradients, packed) and one after the
+        # steps (the logged values, together); mirrored's 2 replicas in this
+        # process each hold their op of it.
+        local_replicas = 2 if name == "mirrored" else 1
+        assert other["all_reduces_in_loop"] == local_replicas, name
+        assert other["all_reduces_after"] == local_replicas, name
 
 
 def train_command(data_dir, tmp_path, name, *flags):
