@@ -27,6 +27,12 @@ def add_parser(commands):
                         help="keys every draw, with each image's index in the split (default: 0)")
     parser.add_argument("--batch-size", type=positive_int, default=100,
                         help="images at a time; the estimates do not depend on it (default: 100)")
+    parser.add_argument("--strategy", choices=("one", "mirrored"), default="one",
+                        help="one: this device; mirrored: every GPU, or --replicas logical "
+                        "CPUs, each estimating its share of a batch's images, the same "
+                        "estimates (default: one)")
+    parser.add_argument("--replicas", type=positive_int,
+                        help="with --strategy mirrored on a machine without GPUs: N CPU replicas")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--verbose", type=int, choices=(0, 1),
                         help="0 silent, 1 progress bar (plain lines when stdout is not a "
@@ -36,10 +42,12 @@ def add_parser(commands):
 
 def run(args):
     from keras_vae.data.batches import load_mnist
+    from keras_vae.distribute.strategies import make_strategy
     from keras_vae.evaluation.estimates import evaluate
     from keras_vae.saving.keras_file import load_model
 
-    model = load_model(args.model)
+    with make_strategy(args.strategy, args.replicas).scope():
+        model = load_model(args.model)
     data = load_mnist(args.split, args.batch_size, args.data_dir, shuffle=False, repeat=False,
                       dataset=data_of(args, model))
     binarize = model.trained_with.get("binarize", False) if args.binarize is None else args.binarize

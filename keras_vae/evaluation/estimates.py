@@ -41,11 +41,14 @@ second compiled function adds it and sums log p(x|z) over the pixels in one
 pass. A call decodes at most `LOGITS_PER_CALL` logits.
 """
 
+import contextlib
+import logging
 import math
 
 import numpy as np
 import tensorflow as tf
 
+from keras_vae import replicas
 from keras_vae.losses import kl_divergence, reconstruction_loss
 from keras_vae.progress import progress_bar
 
@@ -87,7 +90,9 @@ def evaluate(model, dataset, k=(1, 100, 5000), seed=0, binarize=False, split=Non
     """The negative ELBO and -log p(x) estimates of `model` over `dataset`.
 
     Args:
-        model: a `keras_vae.VAE`.
+        model: a `keras_vae.VAE`. Made or loaded in the scope of a
+            `tf.distribute.MirroredStrategy`, its replicas split each batch's
+            images: the same estimates, each image's draws keyed by its index.
         dataset: an iterable of float image batches `(batch, x_dim)` in
             [0, 1], one pass (e.g. `load_mnist("test", data_dir=...)`).
         k: ints, the numbers of importance samples. Defaults to
@@ -133,7 +138,11 @@ def per_image(model, dataset, ks, seed=0, binarize=False, verbose=0):
     averages. Image i's values come from its own draws, keyed by (`seed`, i)
     as the module's docstring says."""
     ks = sorted({int(v) for v in ks})
-    parts = {"neg_elbo": [], "recon_loss": [], "kl_loss": [], **{v: [] for v in ks}}
+    names = ["neg_elbo", "recon_loss", "kl_loss", *ks]
+    strategy = model.distribute_strategy
+    # Traced once: run eagerly, the strategy's gather traces a function each time.
+    gather = tf.function(lambda values: strategy.gather(values, axis=0), autograph=False)
+    parts = []
     progress = _progress(dataset, verbose)
     first = 0  # the split index of the batch's first image
     for x in dataset:
@@ -142,22 +151,46 @@ def per_image(model, dataset, ks, seed=0, binarize=False, verbose=0):
             raise ValueError(
                 f"The model takes images of {model.x_dim} pixels; these have "
                 f"{x.shape[-1]}. Evaluate on the data it was trained on.")
-        images = tf.range(first, first + x.shape[0], dtype=tf.int64)
-        if binarize:
-            x = binarized(x, seed, first)
-        eps = draws(seed, ELBO, [0], first, x.shape[0], model.z_dim)[0]  # (batch, z_dim)
+        if strategy.num_replicas_in_sync > 1:
+            parts.append(_on_replicas(strategy, gather, model, x, first, ks, seed, binarize))
+        else:
+            parts.append(_batch_values(model, x, first, ks, seed, binarize))
         first += x.shape[0]
-        recon, kl = _elbo_terms(model, x, eps)
-        parts["recon_loss"].append(recon.numpy())
-        parts["kl_loss"].append(kl.numpy())
-        parts["neg_elbo"].append((recon + kl).numpy())
-        if ks:
-            for v, nll in zip(ks, _nll(model, x, images, ks, seed)):
-                parts[v].append(nll)
         if progress:
             progress.add(1)
-    return {name: np.concatenate(values).astype(np.float64) if values else np.zeros(0)
-            for name, values in parts.items()}
+    values = np.concatenate(parts, axis=1) if parts else np.zeros((len(names), 0))
+    return dict(zip(names, values))
+
+
+def _batch_values(model, x, first, ks, seed, binarize):
+    """Per image of `x`, images `first` on of the split: the negative ELBO,
+    its reconstruction and KL terms, and -log p(x) for each k of `ks`
+    (sorted), as float64 rows `(3 + len(ks), batch)`."""
+    images = tf.range(first, first + x.shape[0], dtype=tf.int64)
+    if binarize:
+        x = binarized(x, seed, first)
+    eps = draws(seed, ELBO, [0], first, x.shape[0], model.z_dim)[0]  # (batch, z_dim)
+    recon, kl = _elbo_terms(model, x, eps)
+    nll = _nll(model, x, images, ks, seed) if ks else []
+    return np.stack([(recon + kl).numpy(), recon.numpy(), kl.numpy(), *nll]).astype(np.float64)
+
+
+def _on_replicas(strategy, gather, model, x, first, ks, seed, binarize):
+    """`_batch_values` of the batch `x` under `strategy`: each replica
+    estimates its rows (`replicas.rows_of`), keyed by their own indices, and
+    `gather` (the strategy's, traced) brings every replica's, in order."""
+    total, count = x.shape[0], strategy.num_replicas_in_sync
+    widest = -(-total // count)  # a share's rows at most, to which all are padded
+
+    def estimate():
+        rows, share = replicas.rows_of(x, total, count)
+        values = _batch_values(model, rows, first + int(share.offset), ks, seed, binarize)
+        return tf.constant(np.pad(values, [(0, 0), (0, widest - values.shape[1])])[None])
+
+    with _quiet(_EAGER_RUN_WARNINGS):
+        gathered = gather(strategy.run(estimate)).numpy()
+    sizes = [(r + 1) * total // count - r * total // count for r in range(count)]
+    return np.concatenate([values[:, :size] for values, size in zip(gathered, sizes)], axis=1)
 
 
 def standard_error(values):
@@ -200,6 +233,27 @@ def call_shapes(k, images, x_dim):
     group = max(1, per_call // k)  # images
     return [(a, min(group, images - a), start, min(draws, k - start))
             for a in range(0, images, group) for start in range(0, k, draws)]
+
+
+# What TensorFlow warns of when a strategy runs a replica's Python eagerly:
+# that is the design here (numpy between a replica's calls), and the
+# per-call hand-off it warns of is small beside the draws' work; and the
+# retracing of the draws' functions once for each replica's device.
+_EAGER_RUN_WARNINGS = ("eagerly has significant overhead", "triggered tf.function retracing")
+
+
+@contextlib.contextmanager
+def _quiet(messages):
+    """Drops TensorFlow's log records that hold one of `messages`, for the block."""
+    def keep(record):
+        return not any(message in record.getMessage() for message in messages)
+
+    logger = logging.getLogger("tensorflow")
+    logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)
 
 
 def _key(seed, purpose):

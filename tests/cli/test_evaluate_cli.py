@@ -64,3 +64,26 @@ def test_refuses_bad_sample_counts():
 def test_json_silences_the_progress_bar_unless_verbose_is_given(flags, expected):
     args = build_parser().parse_args(["evaluate", "--model", "m.keras", *flags])
     assert verbosity(args) == expected
+
+
+@pytest.mark.slow
+def test_two_mirrored_replicas_give_one_devices_estimates(saved, synthetic_mnist_dir):
+    # Batches of 25 images: the replicas' shares differ (12 and 13).
+    results = []
+    for strategy in (("--strategy", "one"), ("--strategy", "mirrored", "--replicas", "2")):
+        run = _evaluate(saved, synthetic_mnist_dir, "--batch-size", "25", "--binarize", "--json",
+                        *strategy)
+        assert run.returncode == 0, run.stderr[-2000:]
+        results.append(json.loads(run.stdout))
+    one, mirrored = results
+    assert mirrored["images"] == one["images"] == 300
+    for name in ("neg_elbo", "recon_loss", "kl_loss", "bits_per_dim"):
+        assert mirrored[name] == pytest.approx(one[name], rel=1e-4), name
+    for k in ("1", "10"):
+        assert mirrored["nll"][k] == pytest.approx(one["nll"][k], rel=1e-4), k
+        assert mirrored["nll_se"][k] == pytest.approx(one["nll_se"][k], rel=1e-4), k
+
+
+def test_replicas_go_with_the_mirrored_strategy():
+    run = run_keras_vae("evaluate", "--model", "m.keras", "--replicas", "2")
+    assert run.returncode == 2 and "--replicas goes with --strategy mirrored" in run.stderr

@@ -1,6 +1,9 @@
 """keras_vae.evaluation: the negative ELBO and importance-weighted -log p(x)."""
 
 import math
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -12,7 +15,7 @@ from keras_vae.data.batches import load_mnist
 from keras_vae.evaluation import estimates as evaluation
 from keras_vae.model import VAE
 from legacy_tf1.vae_tf1 import build_graph
-from tests.conftest import make_batch
+from tests.conftest import checkout_env, make_batch
 from tests.evaluation.conftest import trained_vae
 
 
@@ -190,3 +193,46 @@ def test_images_of_another_size_are_refused_by_name(synthetic_mnist_dir):
     data = load_mnist("test[:10]", 10, synthetic_mnist_dir, shuffle=False)
     with pytest.raises(ValueError, match="takes images of 144 pixels; these have 784"):
         evaluation.evaluate(model, data, k=(1,))
+
+
+@pytest.mark.slow
+def test_each_image_has_one_devices_estimates_on_two_mirrored_replicas(
+        synthetic_mnist_dir, tmp_path):
+    # The replicas run in a process of their own: logical CPUs must be set
+    # before TensorFlow starts. Batches of 25: the shares differ (12 and 13).
+    model = trained_vae(synthetic_mnist_dir)
+    model.save(tmp_path / "m.keras")
+    script = textwrap.dedent(f"""
+        import numpy as np
+        from keras_vae.data.batches import load_mnist
+        from keras_vae.distribute.strategies import make_strategy
+        from keras_vae.evaluation import estimates
+        from keras_vae.saving.keras_file import load_model
+
+        shares, batch_values = [], estimates._batch_values
+
+        def recorded(model, x, first, *args):  # the images each replica estimates
+            shares.append((first, x.shape[0]))
+            return batch_values(model, x, first, *args)
+
+        estimates._batch_values = recorded
+        with make_strategy("mirrored", 2).scope():
+            model = load_model({str(tmp_path / "m.keras")!r})
+        data = load_mnist("test[:200]", 25, {str(synthetic_mnist_dir)!r}, shuffle=False,
+                          repeat=False)
+        values = estimates.per_image(model, data, [1, 10, 300], seed=4, binarize=True)
+        np.savez({str(tmp_path / "mirrored.npz")!r}, shares=np.array(sorted(shares)),
+                 **{{str(k): v for k, v in values.items()}})
+    """)
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env=checkout_env(), timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    mirrored = np.load(tmp_path / "mirrored.npz")
+    assert mirrored["shares"].tolist() == [[first + offset, size] for first in range(0, 200, 25)
+                                           for offset, size in ((0, 12), (12, 13))]
+    one = evaluation.per_image(model, load_mnist("test[:200]", 25, synthetic_mnist_dir,
+                                                 shuffle=False, repeat=False),
+                               [1, 10, 300], seed=4, binarize=True)
+    for name, values in one.items():
+        assert len(values) == 200, name
+        np.testing.assert_allclose(mirrored[str(name)], values, rtol=1e-4, err_msg=str(name))
