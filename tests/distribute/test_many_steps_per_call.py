@@ -1,5 +1,6 @@
 """Many steps per call under a strategy: `fit` and `keras-vae train` run the
-in-graph loop on 2 mirrored replicas and on 2 localhost workers, and end up
+in-graph loop on 2 mirrored replicas and on 2 localhost workers (the
+command in fast mode too), and end up
 where one device does: within 1e-5 relative norm per weight after 100
 steps, with the calls, grids and checkpoints at one device's steps, and
 the collectives of a call packed (one all-reduce per step, one after).
@@ -68,14 +69,18 @@ def train_command(data_dir, tmp_path, name, *flags):
 
 def test_the_command_on_two_replicas_and_two_workers_ends_where_one_device_does(
         tmp_path, synthetic_mnist_dir):
-    workers = ",".join(f"localhost:{port}" for port in free_ports(2).split(","))
-    cluster = ("--strategy", "multi-worker", "--workers", workers)
+    ports = free_ports(4).split(",")
+    clusters = [("--strategy", "multi-worker", "--workers",
+                 ",".join(f"localhost:{port}" for port in pair)) for pair in (ports[:2], ports[2:])]
     commands = [
         train_command(synthetic_mnist_dir, tmp_path, "one"),
         train_command(synthetic_mnist_dir, tmp_path, "mirrored", "--strategy", "mirrored",
                       "--replicas", 2),
-        *(train_command(synthetic_mnist_dir, tmp_path, "workers", *cluster, "--worker-index", i)
-          for i in range(2)),
+        *(train_command(synthetic_mnist_dir, tmp_path, "workers", *clusters[0],
+                        "--worker-index", i) for i in range(2)),
+        # Fast mode too: XLA computes each worker's gradients.
+        *(train_command(synthetic_mnist_dir, tmp_path, "workers-fast", *clusters[1],
+                        "--worker-index", i, "--fast") for i in range(2)),
     ]
     run_together(commands, tmp_path)
 
@@ -85,10 +90,11 @@ def test_the_command_on_two_replicas_and_two_workers_ends_where_one_device_does(
     one = load_model(tmp_path / "one" / "model.keras")
     assert files("one", "out") == ["000.png", "001.png", "002.png"]
     assert files("one", "ck")[-2:] == ["ckpt-000000100.json", "ckpt-000000100.keras"]
-    for name in ("mirrored", "workers"):
+    for name in ("mirrored", "workers", "workers-fast"):
         assert files(name, "out") == files("one", "out"), name
         assert files(name, "ck") == files("one", "ck"), name
         model = load_model(tmp_path / name / "model.keras")
         assert int(model.optimizer.iterations.numpy()) == 100
-        assert_near({n: getattr(model, n).numpy() for n in VAE.WEIGHTS},
-                    {n: getattr(one, n).numpy() for n in VAE.WEIGHTS}, name)
+        if name != "workers-fast":  # fast mode: the same training, not the same bits
+            assert_near({n: getattr(model, n).numpy() for n in VAE.WEIGHTS},
+                        {n: getattr(one, n).numpy() for n in VAE.WEIGHTS}, name)
