@@ -324,7 +324,8 @@ class InGraphFit:
 def _metrics_reduced_together(model):
     """In a replica: the model's metric results, their variables summed over
     the replicas in one all-reduce (read one by one, as Keras would, each
-    variable takes an all-reduce of its own)."""
+    variable takes an all-reduce of its own). The VAE's metric variables
+    aggregate by sum (`Mean`'s) or by mean (`LastValue`'s)."""
     variables = [v for metric in model.metrics for v in metric.variables]
     local = [tf.reshape(tf.cast(v.value, tf.float32), [-1]) for v in variables]
     summed = tf.distribute.get_replica_context().all_reduce(
