@@ -51,9 +51,15 @@ def rows_of(batch, total, replicas):
     consecutive and as many on each replica as can be, and its share: known
     when the step is traced, so no collective is needed to find it."""
     replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-    offset = replica * total // replicas
-    size = (replica + 1) * total // replicas - offset
+    offset, size = share_bounds(replica, total, replicas)
     return batch[offset:offset + size], ReplicaShare(offset, size, tf.constant(total), replicas)
+
+
+def share_bounds(replica, total, replicas):
+    """The first row and the rows of `replica`'s share of `total` rows, as
+    `rows_of` splits them (ints, or tensors for a tensor `replica`)."""
+    offset = replica * total // replicas
+    return offset, (replica + 1) * total // replicas - offset
 
 
 def share_and_noise(x, noise, draw_normal, z_dim, share=None):

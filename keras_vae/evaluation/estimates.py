@@ -140,8 +140,9 @@ def per_image(model, dataset, ks, seed=0, binarize=False, verbose=0):
     ks = sorted({int(v) for v in ks})
     names = ["neg_elbo", "recon_loss", "kl_loss", *ks]
     strategy = model.distribute_strategy
-    # Traced once: run eagerly, the strategy's gather traces a function each time.
-    gather = tf.function(lambda values: strategy.gather(values, axis=0), autograph=False)
+    gather = None  # under a strategy of several replicas: its gather, traced once
+    if strategy.num_replicas_in_sync > 1:  # (run eagerly, it traces a function each time)
+        gather = tf.function(lambda values: strategy.gather(values, axis=0), autograph=False)
     parts = []
     progress = _progress(dataset, verbose)
     first = 0  # the split index of the batch's first image
@@ -151,7 +152,7 @@ def per_image(model, dataset, ks, seed=0, binarize=False, verbose=0):
             raise ValueError(
                 f"The model takes images of {model.x_dim} pixels; these have "
                 f"{x.shape[-1]}. Evaluate on the data it was trained on.")
-        if strategy.num_replicas_in_sync > 1:
+        if gather is not None:
             parts.append(_on_replicas(strategy, gather, model, x, first, ks, seed, binarize))
         else:
             parts.append(_batch_values(model, x, first, ks, seed, binarize))
@@ -180,7 +181,8 @@ def _on_replicas(strategy, gather, model, x, first, ks, seed, binarize):
     estimates its rows (`replicas.rows_of`), keyed by their own indices, and
     `gather` (the strategy's, traced) brings every replica's, in order."""
     total, count = x.shape[0], strategy.num_replicas_in_sync
-    widest = -(-total // count)  # a share's rows at most, to which all are padded
+    sizes = [replicas.share_bounds(r, total, count)[1] for r in range(count)]
+    widest = max(sizes)  # the gather takes shares of one size: each is padded to this
 
     def estimate():
         rows, share = replicas.rows_of(x, total, count)
@@ -189,7 +191,6 @@ def _on_replicas(strategy, gather, model, x, first, ks, seed, binarize):
 
     with _quiet(_EAGER_RUN_WARNINGS):
         gathered = gather(strategy.run(estimate)).numpy()
-    sizes = [(r + 1) * total // count - r * total // count for r in range(count)]
     return np.concatenate([values[:, :size] for values, size in zip(gathered, sizes)], axis=1)
 
 
